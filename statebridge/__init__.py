@@ -1,0 +1,3 @@
+"""statebridge: the Phase 1 stateless/stateful API, persisted and scalable."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,3 @@
+from statebridge.cli import app
+
+app(prog_name="statebridge")

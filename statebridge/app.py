@@ -1,0 +1,127 @@
+"""The three faces of statebridge, and the dispatcher that serves them from one process.
+
+- combined (port 8000): the stateless API at the root, both under /api/stateless and /api/stateful
+- stateless (port 3001): Phase 1's stateless server at the root
+- stateful (port 3002): Phase 1's stateful server at the root
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from statebridge import __version__
+from statebridge.envelope import ApiError, error
+from statebridge.services import Services
+from statebridge.sessions.store import StoreUnavailable
+from statebridge.stateful.routes import router as stateful_router
+from statebridge.stateless.routes import router as stateless_router
+
+log = logging.getLogger("statebridge")
+Face = Literal["combined", "stateless", "stateful"]
+
+
+async def api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    response = error(exc.status_code, exc.message, exc.errors)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        return error(404, "Endpoint not found")
+    return error(exc.status_code, str(exc.detail))
+
+
+async def request_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(part) for part in item.get("loc", ())), "message": item["msg"]}
+        for item in exc.errors()
+    ]
+    return error(400, "Validation failed", errors)
+
+
+async def store_unavailable(_request: Request, _exc: Exception) -> Response:
+    return error(503, "Service temporarily unavailable")
+
+
+async def internal_error(_request: Request, exc: Exception) -> Response:
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return error(500, "Internal server error")
+
+
+def build_app(services: Services, face: Face) -> FastAPI:
+    app = FastAPI(
+        title=f"statebridge ({face})",
+        version=__version__,
+        docs_url="/docs" if face == "combined" else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if face == "combined" else None,
+    )
+    app.state.services = services
+    if face in ("combined", "stateless"):
+        app.include_router(stateless_router, tags=["stateless"])
+    if face == "stateful":
+        app.include_router(stateful_router, tags=["stateful"])
+    if face == "combined":
+        app.include_router(stateless_router, prefix="/api/stateless", tags=["stateless"])
+        app.include_router(stateful_router, prefix="/api/stateful", tags=["stateful"])
+    handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+        ApiError: api_error,
+        HTTPException: http_error,
+        RequestValidationError: request_validation_error,
+        StoreUnavailable: store_unavailable,
+        Exception: internal_error,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+    origins = services.settings.cors_origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials="*" not in origins,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "Session-ID", "Client-ID"],
+        expose_headers=["Session-ID", "X-Instance-ID"],
+    )
+    from statebridge.middleware import HeadersMiddleware
+
+    app.add_middleware(HeadersMiddleware, instance_id=services.instance_id)
+    return app
+
+
+class PortDispatcher:
+    """One ASGI app for every listener: the local port picks the face."""
+
+    def __init__(self, faces: Mapping[int, ASGIApp], default: ASGIApp) -> None:
+        self.faces = faces
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        server = scope.get("server")
+        app = self.faces.get(server[1], self.default) if server else self.default
+        await app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,126 @@
+"""Users and products: the catalog, behind one narrow interface."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from statebridge.db.tables import products, users
+from statebridge.timeutil import js_iso, utcnow
+
+Record = dict[str, Any]
+
+
+class Catalog(Protocol):
+    async def list_users(self) -> list[Record]: ...
+    async def get_user(self, user_id: str) -> Record | None: ...
+    async def list_products(self) -> list[Record]: ...
+    async def get_product(self, product_id: str) -> Record | None: ...
+    async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None: ...
+
+
+def user_record(row: sa.Row[Any]) -> Record:
+    record: Record = {
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "preferences": row.preferences if row.preferences is not None else {},
+    }
+    if row.created_at is not None:
+        record["createdAt"] = js_iso(row.created_at)
+    if row.updated_at is not None:
+        record["updatedAt"] = js_iso(row.updated_at)
+    return record
+
+
+def money(value: Decimal | float) -> float:
+    return float(value)
+
+
+def product_record(row: sa.Row[Any]) -> Record:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "price": money(row.price),
+        "category": row.category,
+    }
+
+
+class SqlCatalog:
+    """The catalog in SQL (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def list_users(self) -> list[Record]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(users).order_by(users.c.id))
+            return [user_record(row) for row in rows]
+
+    async def get_user(self, user_id: str) -> Record | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
+            return user_record(row) if row else None
+
+    async def list_products(self) -> list[Record]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(products).order_by(products.c.id))
+            return [product_record(row) for row in rows]
+
+    async def get_product(self, product_id: str) -> Record | None:
+        async with self.engine.connect() as conn:
+            query = sa.select(products).where(products.c.id == product_id)
+            row = (await conn.execute(query)).first()
+            return product_record(row) if row else None
+
+    async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None:
+        statement = (
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(preferences=preferences, updated_at=utcnow())
+            .returning(*users.c)
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+            return user_record(row) if row else None
+
+
+def seed_data() -> dict[str, list[Record]]:
+    text = resources.files("statebridge").joinpath("data/seed.json").read_text("utf-8")
+    data: dict[str, list[Record]] = json.loads(text)
+    return data
+
+
+async def seed_if_empty(engine: AsyncEngine) -> bool:
+    """Load Phase 1's users and products into an empty catalog; True when it did."""
+    async with engine.begin() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
+        product_count = (
+            await conn.execute(sa.select(sa.func.count()).select_from(products))
+        ).scalar_one()
+        if count or product_count:
+            return False
+        data = seed_data()
+        now = utcnow()
+        await conn.execute(
+            sa.insert(users),
+            [{**user, "created_at": now, "updated_at": now} for user in data["users"]],
+        )
+        await conn.execute(
+            sa.insert(products),
+            [
+                {
+                    **product,
+                    "price": Decimal(str(product["price"])),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for product in data["products"]
+            ],
+        )
+        return True

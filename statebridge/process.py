@@ -1,0 +1,42 @@
+"""Process facts for `/health`: uptime and memory, in the shape of Node's `process`."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+STARTED = time.monotonic()
+PAGE = resource.getpagesize()
+
+
+def uptime() -> float:
+    return time.monotonic() - STARTED
+
+
+def _status_kib() -> dict[str, int]:
+    fields: dict[str, int] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                name, _, rest = line.partition(":")
+                parts = rest.split()
+                if len(parts) == 2 and parts[1] == "kB":
+                    fields[name] = int(parts[0]) * 1024
+    except OSError:
+        pass
+    return fields
+
+
+def memory() -> dict[str, int]:
+    """Node's `process.memoryUsage()` keys, filled from what Linux reports for this process:
+    rss = VmRSS, heapTotal = VmData, heapUsed = RssAnon, external = RssFile,
+    arrayBuffers = RssShmem."""
+    status = _status_kib()
+    rss = status.get("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "rss": rss,
+        "heapTotal": status.get("VmData", 0),
+        "heapUsed": status.get("RssAnon", 0),
+        "external": status.get("RssFile", 0),
+        "arrayBuffers": status.get("RssShmem", 0),
+    }

@@ -1,0 +1,169 @@
+"""Sessions in the SQL `sessions` table: the embedded default, and PostgreSQL without Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from statebridge.db.tables import sessions
+from statebridge.sessions.store import Lifetime, Session, new_session_id
+from statebridge.timeutil import utcnow
+
+COLUMNS = (
+    sessions.c.id,
+    sessions.c.user_id,
+    sessions.c.data,
+    sessions.c.created_at,
+    sessions.c.last_accessed,
+    sessions.c.expires_at,
+    sessions.c.max_expires_at,
+)
+
+
+# data || patch || {key: (data->>key as an integer, else 0) + 1}, in one statement
+INCREMENT = sa.text(
+    "sessions.data || CAST(:inc_patch AS jsonb) || jsonb_build_object(CAST(:inc_key AS text),"
+    " CASE WHEN jsonb_typeof(sessions.data -> CAST(:inc_key AS text)) = 'number'"
+    " AND (sessions.data ->> CAST(:inc_key AS text)) ~ '^-?[0-9]{1,15}$'"
+    " THEN CAST(sessions.data ->> CAST(:inc_key AS text) AS bigint) ELSE 0 END + 1)"
+)
+
+
+def session_from_row(row: sa.Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        data=dict(row.data or {}),
+        created_at=row.created_at,
+        last_accessed=row.last_accessed,
+        expires_at=row.expires_at,
+        max_expires_at=row.max_expires_at,
+    )
+
+
+def bump(value: Any) -> int:
+    """The next value of a counter kept in session data (Phase 1: `(n || 0) + 1`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value + 1
+    return 1
+
+
+class SqlSessionStore:
+    def __init__(self, engine: AsyncEngine, lifetime: Lifetime) -> None:
+        self.engine = engine
+        self.lifetime = lifetime
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def _expiry(self, now: datetime) -> sa.ColumnElement[Any]:
+        sliding = now + self.lifetime.idle
+        return sa.case(
+            (sessions.c.max_expires_at < sliding, sessions.c.max_expires_at), else_=sliding
+        )
+
+    def _live(self, session_id: str, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(sessions.c.id == session_id, sessions.c.expires_at > now)
+
+    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+        now = utcnow()
+        expires, hard = self.lifetime.first_expiry(now)
+        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(sessions).values(
+                    id=session.id,
+                    user_id=user_id,
+                    data=session.data,
+                    created_at=now,
+                    last_accessed=now,
+                    expires_at=expires,
+                    max_expires_at=hard,
+                )
+            )
+        return session
+
+    async def _touch_returning(
+        self, conn: AsyncConnection, session_id: str, now: datetime, **values: Any
+    ) -> Session | None:
+        statement = (
+            sa.update(sessions)
+            .where(self._live(session_id, now))
+            .values(last_accessed=now, expires_at=self._expiry(now), **values)
+            .returning(*COLUMNS)
+        )
+        row = (await conn.execute(statement)).first()
+        return session_from_row(row) if row else None
+
+    async def get(self, session_id: str) -> Session | None:
+        async with self.engine.begin() as conn:
+            return await self._touch_returning(conn, session_id, utcnow())
+
+    async def touch(self, session_id: str) -> bool:
+        return await self.get(session_id) is not None
+
+    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                merged = sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
+                return await self._touch_returning(conn, session_id, now, data=merged)
+            # SQLite: the transaction began IMMEDIATE, so this read-merge-write is serialised.
+            current = await self._read_data(conn, session_id, now)
+            if current is None:
+                return None
+            return await self._touch_returning(conn, session_id, now, data={**current, **patch})
+
+    async def increment(
+        self, session_id: str, key: str, patch: dict[str, Any]
+    ) -> tuple[Session, int] | None:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                merged = INCREMENT.bindparams(
+                    sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key
+                )
+                session = await self._touch_returning(conn, session_id, now, data=merged)
+            else:
+                existing = await self._read_data(conn, session_id, now)
+                if existing is None:
+                    return None
+                merged_data = {**existing, **patch, key: bump(existing.get(key))}
+                session = await self._touch_returning(conn, session_id, now, data=merged_data)
+        if session is None:
+            return None
+        return session, int(session.data[key])
+
+    async def _read_data(
+        self, conn: AsyncConnection, session_id: str, now: datetime
+    ) -> dict[str, Any] | None:
+        query = sa.select(sessions.c.data).where(self._live(session_id, now))
+        row = (await conn.execute(query)).first()
+        return None if row is None else dict(row.data or {})
+
+    async def destroy(self, session_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(sessions).where(self._live(session_id, utcnow())).returning(sessions.c.id)
+            )
+            return result.first() is not None
+
+    async def count(self) -> int:
+        query = sa.select(sa.func.count()).select_from(sessions)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query.where(sessions.c.expires_at > utcnow()))
+            return int(result.scalar_one())
+
+    async def sweep(self, grace_seconds: int = 0) -> int:
+        """Delete expired rows (their carts cascade); returns how many."""
+        from datetime import timedelta
+
+        cutoff = utcnow() - timedelta(seconds=grace_seconds)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.delete(sessions).where(sessions.c.expires_at < cutoff))
+            return int(result.rowcount or 0)
+
+    async def close(self) -> None:
+        return None

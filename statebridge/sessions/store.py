@@ -1,0 +1,100 @@
+"""The session model and the `SessionStore` interface every backend implements."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from statebridge.timeutil import js_iso
+
+SESSION_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def new_session_id() -> str:
+    """A UUIDv4 from the operating system's CSPRNG; clients never choose ids."""
+    return str(uuid.uuid4())
+
+
+def plausible_id(value: str) -> bool:
+    """Only UUID-shaped ids reach a store: no globs, key paths or 10 KB strings."""
+    return bool(SESSION_ID.match(value))
+
+
+@dataclass
+class Session:
+    id: str
+    user_id: str
+    data: dict[str, Any]
+    created_at: datetime
+    last_accessed: datetime
+    expires_at: datetime
+    max_expires_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "userId": self.user_id,
+            "createdAt": js_iso(self.created_at),
+            "lastAccessed": js_iso(self.last_accessed),
+            "expiresAt": js_iso(self.expires_at),
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """15 minutes of idle time, sliding, but never past an absolute maximum."""
+
+    idle: timedelta
+    maximum: timedelta
+
+    def first_expiry(self, now: datetime) -> tuple[datetime, datetime]:
+        hard = now + self.maximum
+        return min(now + self.idle, hard), hard
+
+    def next_expiry(self, now: datetime, hard: datetime | None) -> datetime:
+        sliding = now + self.idle
+        return sliding if hard is None else min(sliding, hard)
+
+
+class StoreUnavailable(Exception):
+    """The session store cannot be reached; routes answer 503, never 500."""
+
+
+class SessionStore(Protocol):
+    """Five verbs and a count, as in express-session; every method is atomic."""
+
+    async def create(self, user_id: str, data: dict[str, Any]) -> Session: ...
+
+    async def get(self, session_id: str) -> Session | None:
+        """The live session, touched (lastAccessed and expiresAt move), or None."""
+        ...
+
+    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
+        """Merge `patch` into the session data key by key, atomically; touches."""
+        ...
+
+    async def increment(
+        self, session_id: str, key: str, patch: dict[str, Any]
+    ) -> tuple[Session, int] | None:
+        """Add 1 to the integer data[key] (missing or not an integer counts as 0) and merge
+        `patch`, atomically; returns the session and the new value."""
+        ...
+
+    async def touch(self, session_id: str) -> bool: ...
+
+    async def destroy(self, session_id: str) -> bool:
+        """End the session; its cart goes with it."""
+        ...
+
+    async def count(self) -> int:
+        """Live sessions across every instance."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,104 @@
+"""Shared fixtures: real servers on both configurations, real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Server
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def pg_admin_dsn() -> str:
+    return PG_ADMIN_URL
+
+
+def _pg_execute(sql: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run; dropped at the end."""
+    name = f"statebridge_test_{uuid.uuid4().hex[:10]}"
+    try:
+        _pg_execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def new_pg_database() -> tuple[str, str]:
+    """Another fresh database (name, url), for tests that need an empty one."""
+    name = f"statebridge_test_{uuid.uuid4().hex[:10]}"
+    _pg_execute(f'CREATE DATABASE "{name}"')
+    return name, f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A dedicated Redis db number, flushed before and after the run."""
+    import redis
+
+    url = f"{REDIS_BASE_URL}/{REDIS_TEST_DB}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except Exception as exc:
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def services_env(pg_database: str, redis_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": pg_database, "REDIS_URL": redis_url}
+
+
+@pytest.fixture(scope="session", params=["embedded", "services"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A running statebridge, once on the embedded default and once on PostgreSQL + Redis."""
+    env: dict[str, str] = {}
+    args: list[str] = []
+    if request.param == "services":
+        env = request.getfixturevalue("services_env")
+        args = ["--migrate"]
+    data_dir = tmp_path_factory.mktemp(f"server-{request.param}")
+    running = Server(env=env, data_dir=data_dir, args=args).start()
+    yield running
+    running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("server") == "services":
+            item.add_marker(pytest.mark.services)

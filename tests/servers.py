@@ -1,0 +1,96 @@
+"""Real `statebridge serve` processes on free loopback ports, for tests that speak HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+CLEAN_PREFIXES = ("STATEBRIDGE_", "DATABASE_URL", "REDIS_URL", "DEBUG")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(CLEAN_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """One statebridge process with its three listeners."""
+
+    env: dict[str, str]
+    data_dir: Path
+    args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    stateless_port: int = field(default_factory=free_port)
+    stateful_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stateless_url(self) -> str:
+        return f"http://127.0.0.1:{self.stateless_port}"
+
+    @property
+    def stateful_url(self) -> str:
+        return f"http://127.0.0.1:{self.stateful_port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "statebridge", "serve",
+            "--port", str(self.port),
+            "--stateless-port", str(self.stateless_port),
+            "--stateful-port", str(self.stateful_port),
+            *self.args,
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        env = clean_env({"STATEBRIDGE_DATA_DIR": str(self.data_dir), **self.env})
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"statebridge exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"statebridge did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
