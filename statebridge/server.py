@@ -82,6 +82,7 @@ def describe(settings: Settings, listeners: list[Listener]) -> str:
 
 async def serve_worker(settings: Settings, listeners: list[Listener], migrate: bool) -> None:
     services = await build_services(settings, migrate=migrate)
+    services.start_background()
     try:
         faces = {listener.port: build_app(services, listener.face) for listener in listeners}
         dispatcher = PortDispatcher(faces, default=next(iter(faces.values())))

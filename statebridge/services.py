@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from fastapi import Request
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.carts.repository import CartRepository
 from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
 from statebridge.config import Settings
-from statebridge.counters import Counters, SqlCounters
+from statebridge.counters import Counters, RedisCounters, SqlCounters
 from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
+from statebridge.sessions.redis import RedisSessionStore
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime, SessionStore
+
+log = logging.getLogger("statebridge")
 
 
 class StartupError(Exception):
@@ -35,11 +42,31 @@ class Services:
     carts: CartRepository
     counters: Counters
     instance_id: str
-    extras: dict[str, Any] = field(default_factory=dict)
+    redis: Redis | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Periodic work of a running server: the expired-session sweeper."""
+        self.background.append(asyncio.create_task(sweep_forever(self)))
 
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.sessions.close()
         await self.engine.dispose()
+
+
+async def sweep_forever(services: Services) -> None:
+    interval = services.settings.sweep_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = await services.sessions.sweep()
+            if removed:
+                log.info("swept %d expired sessions", removed)
+        except Exception as exc:  # the sweeper must outlive a database hiccup
+            log.warning("session sweep failed: %s", one_line(exc))
 
 
 def default_instance_id() -> str:
@@ -86,9 +113,22 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+def connect_redis(url: str) -> Redis:
+    """A client that fails fast (the store falls back to PostgreSQL) instead of retrying."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=15,
+        max_connections=200,
+    )
+
+
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
     engine = create_engine(settings.effective_database_url)
+    redis: Redis | None = None
     try:
         await check_schema(engine, settings, migrate)
         if settings.seed == "auto":
@@ -97,8 +137,27 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             timedelta(seconds=settings.session_ttl),
             timedelta(seconds=settings.session_max_lifetime),
         )
-        sessions = await build_session_store(settings, engine, lifetime)
+        backend = settings.effective_session_backend
+        sql_counters = SqlCounters(engine)
+        counters: Counters = sql_counters
+        if backend == "sql":
+            sessions: SessionStore = SqlSessionStore(engine, lifetime)
+        elif backend == "redis":
+            if not settings.redis_url:
+                raise StartupError("the redis session backend needs REDIS_URL")
+            redis = connect_redis(settings.redis_url)
+            refresh = timedelta(seconds=settings.session_db_refresh)
+            store = RedisSessionStore(
+                redis, SqlSessionStore(engine, lifetime, grace=refresh), lifetime, refresh
+            )
+            await store.warm()
+            sessions = store
+            counters = RedisCounters(redis, sql_counters)
+        else:
+            raise StartupError(f"session backend {backend!r} is not available")
     except BaseException:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
         raise
     return Services(
@@ -107,18 +166,10 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         catalog=SqlCatalog(engine),
         sessions=sessions,
         carts=CartRepository(engine),
-        counters=SqlCounters(engine),
+        counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
+        redis=redis,
     )
-
-
-async def build_session_store(
-    settings: Settings, engine: AsyncEngine, lifetime: Lifetime
-) -> SessionStore:
-    backend = settings.effective_session_backend
-    if backend == "sql":
-        return SqlSessionStore(engine, lifetime)
-    raise StartupError(f"session backend {backend!r} is not available in this build")
 
 
 def services_of(request: Request) -> Services:

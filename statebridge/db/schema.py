@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -31,7 +33,21 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def downgrade(url: str, revision: str) -> None:
+    """Downgrade; to `base` it also drops Alembic's own table, leaving an empty database."""
     command.downgrade(alembic_config(url), revision)
+    if revision == "base":
+        asyncio.run(_drop_version_table(url))
+
+
+async def _drop_version_table(url: str) -> None:
+    from statebridge.db.engine import create_engine
+
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        await engine.dispose()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -46,6 +46,8 @@ sessions = sa.Table(
     sa.Column("expires_at", sa.DateTime(), nullable=False),
     # revision 0002: the absolute end of the session, whatever its activity
     sa.Column("max_expires_at", sa.DateTime(), nullable=True),
+    # revision 0002: bumped by every write, so caches can tell old snapshots from new ones
+    sa.Column("version", sa.BigInteger, nullable=False, server_default=sa.text("0")),
 )
 
 shopping_carts = sa.Table(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ COLUMNS = (
     sessions.c.last_accessed,
     sessions.c.expires_at,
     sessions.c.max_expires_at,
+    sessions.c.version,
 )
 
 
@@ -33,7 +35,10 @@ INCREMENT = sa.text(
 )
 
 
-def session_from_row(row: sa.Row[Any]) -> Session:
+SWEEP_LOCK = 0x5B_5E55  # the advisory lock id of the expired-session sweeper
+
+
+def session_from_row(row: Any) -> Session:
     return Session(
         id=row.id,
         user_id=row.user_id,
@@ -42,6 +47,7 @@ def session_from_row(row: sa.Row[Any]) -> Session:
         last_accessed=row.last_accessed,
         expires_at=row.expires_at,
         max_expires_at=row.max_expires_at,
+        version=row.version,
     )
 
 
@@ -53,9 +59,18 @@ def bump(value: Any) -> int:
 
 
 class SqlSessionStore:
-    def __init__(self, engine: AsyncEngine, lifetime: Lifetime) -> None:
+    """Every verb is one atomic statement (PostgreSQL) or one IMMEDIATE transaction (SQLite).
+
+    `grace` widens what counts as live: in front of Redis the row's expires_at is refreshed
+    lazily, so it may lag the true expiry by up to that much.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, lifetime: Lifetime, grace: timedelta = timedelta(0)
+    ) -> None:
         self.engine = engine
         self.lifetime = lifetime
+        self.grace = grace
         self.postgres = engine.dialect.name == "postgresql"
 
     def _expiry(self, now: datetime) -> sa.ColumnElement[Any]:
@@ -65,7 +80,11 @@ class SqlSessionStore:
         )
 
     def _live(self, session_id: str, now: datetime) -> sa.ColumnElement[bool]:
-        return sa.and_(sessions.c.id == session_id, sessions.c.expires_at > now)
+        return sa.and_(
+            sessions.c.id == session_id,
+            sessions.c.expires_at > now - self.grace,
+            sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
+        )
 
     async def create(self, user_id: str, data: dict[str, Any]) -> Session:
         now = utcnow()
@@ -109,12 +128,16 @@ class SqlSessionStore:
         async with self.engine.begin() as conn:
             if self.postgres:
                 merged = sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
-                return await self._touch_returning(conn, session_id, now, data=merged)
+                return await self._touch_returning(
+                    conn, session_id, now, data=merged, version=sessions.c.version + 1
+                )
             # SQLite: the transaction began IMMEDIATE, so this read-merge-write is serialised.
             current = await self._read_data(conn, session_id, now)
             if current is None:
                 return None
-            return await self._touch_returning(conn, session_id, now, data={**current, **patch})
+            return await self._touch_returning(
+                conn, session_id, now, data={**current, **patch}, version=sessions.c.version + 1
+            )
 
     async def increment(
         self, session_id: str, key: str, patch: dict[str, Any]
@@ -125,13 +148,17 @@ class SqlSessionStore:
                 merged = INCREMENT.bindparams(
                     sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key
                 )
-                session = await self._touch_returning(conn, session_id, now, data=merged)
+                session = await self._touch_returning(
+                    conn, session_id, now, data=merged, version=sessions.c.version + 1
+                )
             else:
                 existing = await self._read_data(conn, session_id, now)
                 if existing is None:
                     return None
                 merged_data = {**existing, **patch, key: bump(existing.get(key))}
-                session = await self._touch_returning(conn, session_id, now, data=merged_data)
+                session = await self._touch_returning(
+                    conn, session_id, now, data=merged_data, version=sessions.c.version + 1
+                )
         if session is None:
             return None
         return session, int(session.data[key])
@@ -156,13 +183,42 @@ class SqlSessionStore:
             result = await conn.execute(query.where(sessions.c.expires_at > utcnow()))
             return int(result.scalar_one())
 
-    async def sweep(self, grace_seconds: int = 0) -> int:
-        """Delete expired rows (their carts cascade); returns how many."""
-        from datetime import timedelta
+    async def live_batches(self, size: int) -> AsyncIterator[list[Session]]:
+        """Every live session, streamed in batches (for warming a cache)."""
+        now = utcnow()
+        query = sa.select(*COLUMNS).where(
+            sessions.c.expires_at > now - self.grace,
+            sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
+        )
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=size))
+            async for rows in result.partitions(size):
+                yield [session_from_row(row) for row in rows]
 
-        cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    async def refresh_expiry(self, session_id: str, last: datetime, expires: datetime) -> None:
+        """Write a newer expiry to the row (the Redis backend's lazy refresh)."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(sa.delete(sessions).where(sessions.c.expires_at < cutoff))
+            await conn.execute(
+                sa.update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.expires_at < expires)
+                .values(last_accessed=last, expires_at=expires)
+            )
+
+    async def sweep(self) -> int:
+        """Delete expired rows (their carts cascade); returns how many.
+
+        On PostgreSQL only the instance holding the advisory lock sweeps, so several
+        instances never race over the same rows."""
+        now = utcnow()
+        expired = sa.or_(sessions.c.expires_at < now - self.grace, sessions.c.max_expires_at < now)
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                locked = await conn.execute(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}
+                )
+                if not locked.scalar_one():
+                    return 0
+            result = await conn.execute(sa.delete(sessions).where(expired))
             return int(result.rowcount or 0)
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ class Session:
     last_accessed: datetime
     expires_at: datetime
     max_expires_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -95,6 +95,10 @@ class SessionStore(Protocol):
 
     async def count(self) -> int:
         """Live sessions across every instance."""
+        ...
+
+    async def sweep(self) -> int:
+        """Delete expired sessions; returns how many."""
         ...
 
     async def close(self) -> None: ...

@@ -1,0 +1,295 @@
+"""Sessions in Redis, written through to the PostgreSQL `sessions` row.
+
+PostgreSQL is the durable copy and the point where writes are serialised: every write is one
+atomic statement there (`data || patch`, a jsonb increment) that bumps the row's `version`.
+Redis holds a snapshot of each live session in a hash `session:{id}`:
+
+    id, userId, version, data (the session data, JSON), createdMs, lastMs, expiresMs, maxMs, dbMs
+
+(times in epoch milliseconds; `dbMs` is the expiry last written to PostgreSQL). A snapshot
+replaces the hash only if its version is newer, so concurrent writers that reach Redis in a
+different order than PostgreSQL still leave the newest state. Reads are one Lua call that
+checks, slides and returns the session; PostgreSQL's `expires_at` is refreshed only when it
+lags the true expiry by `refresh` or more.
+
+A marker key, `sessions:epoch`, says that Redis holds every live session. It is set after a
+warm-up that copies the live rows from PostgreSQL into Redis. While it exists, a session
+missing from Redis has expired or ended; when it is gone (FLUSHDB, a restart without
+persistence) a miss is answered from PostgreSQL and cached again, and one instance warms Redis
+up anew. When Redis is unreachable every verb falls back to PostgreSQL, and the keys written
+meanwhile are dropped from Redis when it returns. Answers from PostgreSQL accept a session up
+to `refresh` past its recorded expiry, since that copy may lag by as much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from statebridge.sessions.sql import SqlSessionStore
+from statebridge.sessions.store import Lifetime, Session
+from statebridge.timeutil import utcnow
+
+log = logging.getLogger("statebridge.sessions")
+EPOCH = datetime(1970, 1, 1)
+LIVE = "sessions:live"
+MARKER = "sessions:epoch"
+WARM_LOCK = "sessions:warm-lock"
+
+TOUCH = """
+local h = redis.call('HMGET', KEYS[1], 'maxMs', 'id')
+if not h[2] then return false end
+local now = tonumber(ARGV[1])
+local exp = now + tonumber(ARGV[2])
+local hard = tonumber(h[1])
+if hard and hard < exp then exp = hard end
+if exp <= now then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], h[2])
+  return false
+end
+local expires = string.format('%d', exp)
+redis.call('HSET', KEYS[1], 'lastMs', ARGV[1], 'expiresMs', expires)
+redis.call('PEXPIREAT', KEYS[1], expires)
+redis.call('ZADD', KEYS[2], expires, h[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+SNAPSHOT = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if current and current >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'id', ARGV[2], 'userId', ARGV[3],
+  'data', ARGV[4], 'createdMs', ARGV[5], 'lastMs', ARGV[6], 'expiresMs', ARGV[7],
+  'maxMs', ARGV[8], 'dbMs', ARGV[9])
+redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
+return 1
+"""
+
+
+def to_ms(moment: datetime) -> int:
+    return int((moment - EPOCH) / timedelta(milliseconds=1))
+
+
+def from_ms(value: bytes | str | int) -> datetime:
+    return EPOCH + timedelta(milliseconds=int(value))
+
+
+def session_key(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+class RedisSessionStore:
+    def __init__(
+        self, redis: Redis, sql: SqlSessionStore, lifetime: Lifetime, refresh: timedelta
+    ) -> None:
+        self.redis = redis
+        self.sql = sql
+        self.lifetime = lifetime
+        self.refresh_ms = int(refresh / timedelta(milliseconds=1))
+        self._touch = redis.register_script(TOUCH)
+        self._snapshot = redis.register_script(SNAPSHOT)
+        self._down_until = 0.0
+        self._dirty: set[str] = set()
+        self._warming: asyncio.Task[int] | None = None
+
+    # -- Redis health: a small circuit breaker, logged once per outage --------------------
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception, session_id: str | None = None) -> None:
+        if session_id:
+            self._dirty.add(session_id)
+        if self._down_until == 0.0:
+            log.warning("Redis unavailable (%s); serving sessions from PostgreSQL", exc)
+        self._down_until = time.monotonic() + 1.0
+
+    async def _recovered(self) -> None:
+        if self._down_until == 0.0:
+            return
+        self._down_until = 0.0
+        log.warning("Redis is back; sessions served from Redis again")
+        if self._dirty:
+            stale = [session_key(session_id) for session_id in self._dirty]
+            self._dirty.clear()
+            await self.redis.delete(*stale)
+
+    # -- cache plumbing ---------------------------------------------------------------
+
+    async def _cache(self, session: Session, db_expires: datetime | None = None) -> None:
+        if not self.available:
+            self._dirty.add(session.id)
+            return
+        try:
+            await self._snapshot(
+                keys=[session_key(session.id), LIVE], args=self._snapshot_args(session, db_expires)
+            )
+            await self._recovered()
+        except RedisError as exc:
+            self._failed(exc, session.id)
+
+    @staticmethod
+    def _snapshot_args(session: Session, db_expires: datetime | None = None) -> list[Any]:
+        return [
+            session.version,
+            session.id,
+            session.user_id,
+            orjson.dumps(session.data),
+            to_ms(session.created_at),
+            to_ms(session.last_accessed),
+            to_ms(session.expires_at),
+            to_ms(session.max_expires_at) if session.max_expires_at else "",
+            to_ms(db_expires or session.expires_at),
+        ]
+
+    def _decode(self, flat: list[bytes]) -> tuple[Session, int]:
+        fields = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        session = Session(
+            id=fields["id"].decode(),
+            user_id=fields["userId"].decode(),
+            data=orjson.loads(fields["data"]),
+            created_at=from_ms(fields["createdMs"]),
+            last_accessed=from_ms(fields["lastMs"]),
+            expires_at=from_ms(fields["expiresMs"]),
+            max_expires_at=from_ms(fields["maxMs"]) if fields.get("maxMs") else None,
+            version=int(fields["version"]),
+        )
+        return session, int(fields.get("dbMs") or 0)
+
+    # -- the SessionStore verbs ---------------------------------------------------------
+
+    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+        session = await self.sql.create(user_id, data)
+        await self._cache(session)
+        return session
+
+    async def get(self, session_id: str) -> Session | None:
+        if self.available:
+            try:
+                session = await self._get_cached(session_id)
+                await self._recovered()
+            except RedisError as exc:
+                self._failed(exc)
+            else:
+                if session is not None:
+                    return session
+                if await self.redis.exists(MARKER):
+                    return None  # Redis holds every live session: this one is gone
+                self.warm_in_background()
+        session = await self.sql.get(session_id)
+        if session is not None:
+            await self._cache(session)
+        return session
+
+    async def _get_cached(self, session_id: str) -> Session | None:
+        now = utcnow()
+        flat = await self._touch(
+            keys=[session_key(session_id), LIVE],
+            args=[to_ms(now), int(self.lifetime.idle / timedelta(milliseconds=1))],
+        )
+        if not flat:
+            return None
+        session, db_ms = self._decode(flat)
+        if to_ms(session.expires_at) - db_ms >= self.refresh_ms:
+            await self._refresh_db(session)
+        return session
+
+    def warm_in_background(self) -> None:
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.create_task(self.warm())
+
+    async def warm(self) -> int:
+        """Copy every live session from PostgreSQL into Redis, then set the marker.
+
+        One instance at a time (a Redis lock); returns how many sessions it cached."""
+        try:
+            if await self.redis.exists(MARKER):
+                return 0
+            if not await self.redis.set(WARM_LOCK, "1", nx=True, ex=120):
+                return 0
+            try:
+                cached = 0
+                async for batch in self.sql.live_batches(500):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for session in batch:
+                            await self._snapshot(
+                                keys=[session_key(session.id), LIVE],
+                                args=self._snapshot_args(session),
+                                client=pipe,
+                            )
+                        await pipe.execute()
+                    cached += len(batch)
+                await self.redis.set(MARKER, str(to_ms(utcnow())))
+                log.info("warmed Redis with %d live sessions from PostgreSQL", cached)
+                return cached
+            finally:
+                await self.redis.delete(WARM_LOCK)
+        except RedisError as exc:
+            self._failed(exc)
+            return 0
+
+    async def _refresh_db(self, session: Session) -> None:
+        await self.sql.refresh_expiry(session.id, session.last_accessed, session.expires_at)
+        try:
+            await self.redis.hset(session_key(session.id), "dbMs", str(to_ms(session.expires_at)))
+        except RedisError as exc:
+            self._failed(exc, session.id)
+
+    async def touch(self, session_id: str) -> bool:
+        return await self.get(session_id) is not None
+
+    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
+        session = await self.sql.update(session_id, patch)
+        if session is not None:
+            await self._cache(session)
+        return session
+
+    async def increment(
+        self, session_id: str, key: str, patch: dict[str, Any]
+    ) -> tuple[Session, int] | None:
+        result = await self.sql.increment(session_id, key, patch)
+        if result is not None:
+            await self._cache(result[0])
+        return result
+
+    async def destroy(self, session_id: str) -> bool:
+        deleted = await self.sql.destroy(session_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(session_key(session_id))
+                pipe.zrem(LIVE, session_id)
+                await pipe.execute()
+        except RedisError as exc:
+            self._failed(exc, session_id)
+        return deleted
+
+    async def count(self) -> int:
+        if self.available:
+            try:
+                return int(await self.redis.zcount(LIVE, f"({to_ms(utcnow())}", "+inf"))
+            except RedisError as exc:
+                self._failed(exc)
+        return await self.sql.count()
+
+    async def sweep(self) -> int:
+        """Drop expired PostgreSQL rows (one instance at a time) and stale index entries."""
+        removed = await self.sql.sweep()
+        try:
+            await self.redis.zremrangebyscore(LIVE, "-inf", to_ms(utcnow()))
+        except RedisError as exc:
+            self._failed(exc)
+        return removed
+
+    async def close(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+        await self.redis.aclose()
