@@ -207,6 +207,18 @@ class RedisSessionStore:
         if self._warming is None or self._warming.done():
             self._warming = asyncio.create_task(self.warm())
 
+    async def cache_many(self, sessions: list[Session]) -> int:
+        """Snapshot many sessions into Redis in one pipelined round trip (newer versions win)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session in sessions:
+                await self._snapshot(
+                    keys=[session_key(session.id), LIVE],
+                    args=self._snapshot_args(session),
+                    client=pipe,
+                )
+            await pipe.execute()
+        return len(sessions)
+
     async def warm(self) -> int:
         """Copy every live session from PostgreSQL into Redis, then set the marker.
 
@@ -219,15 +231,7 @@ class RedisSessionStore:
             try:
                 cached = 0
                 async for batch in self.sql.live_batches(500):
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for session in batch:
-                            await self._snapshot(
-                                keys=[session_key(session.id), LIVE],
-                                args=self._snapshot_args(session),
-                                client=pipe,
-                            )
-                        await pipe.execute()
-                    cached += len(batch)
+                    cached += await self.cache_many(batch)
                 await self.redis.set(MARKER, str(to_ms(utcnow())))
                 log.info("warmed Redis with %d live sessions from PostgreSQL", cached)
                 return cached
