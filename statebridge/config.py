@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "STATEBRIDGE_REDIS_URL"))
     data_dir: Path = Path("data")
-    session_backend: Literal["auto", "sql", "redis", "memory"] = "auto"
+    session_backend: Literal["auto", "sql", "redis"] = "auto"
 
     session_ttl: int = Field(900, ge=1, description="idle seconds before a session expires")
     session_max_lifetime: int = Field(86400, ge=1, description="absolute session lifetime, s")

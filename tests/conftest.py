@@ -97,6 +97,20 @@ def server(
     running.stop()
 
 
+STRICT = os.environ.get("STATEBRIDGE_TEST_STRICT") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under STATEBRIDGE_TEST_STRICT=1 (CI) a skipped test fails: a missing PostgreSQL,
+    Redis, nginx or browser must not pass unnoticed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under STATEBRIDGE_TEST_STRICT=1: {report.longrepr}"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)

@@ -1,0 +1,330 @@
+"""PostgreSQL + Redis: several instances behave as one stateful server, and lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from tests.conftest import drop_pg_database, new_pg_database
+from tests.servers import Server, clean_env, free_port
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def pair(
+    services_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Server]]:
+    """Two instances on one PostgreSQL database and one Redis db."""
+    first = Server(services_env, tmp_path_factory.mktemp("a"), ["--migrate"]).start()
+    second = Server(services_env, tmp_path_factory.mktemp("b")).start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def new_session(base: str, user: str = "user001") -> str:
+    response = httpx.post(f"{base}/session", json={"userId": user})
+    assert response.status_code == 200, response.text
+    session_id = response.headers["Session-ID"]
+    assert response.json()["data"]["session"]["id"] == session_id
+    return session_id
+
+
+def test_a_session_made_on_one_instance_works_on_the_other(pair: tuple[Server, Server]) -> None:
+    first, second = pair
+    session_id = new_session(first.stateful_url)
+    headers = {"Session-ID": session_id}
+    put = httpx.put(f"{first.stateful_url}/session", json={"data": {"k": "v"}}, headers=headers)
+    assert put.status_code == 200
+    got = httpx.get(f"{second.stateful_url}/session", headers=headers)
+    assert got.status_code == 200
+    assert got.json()["data"]["session"]["data"] == {"k": "v"}
+    assert got.headers["X-Instance-ID"] != put.headers["X-Instance-ID"]
+    deleted = httpx.delete(f"{second.stateful_url}/session", headers=headers)
+    assert deleted.status_code == 200
+    assert httpx.get(f"{first.stateful_url}/session", headers=headers).status_code == 401
+
+
+async def _spread(
+    urls: list[str], path: str, session_id: str, count: int, **kwargs: object
+) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        calls = [
+            client.request(
+                kwargs.get("method", "GET"),  # type: ignore[arg-type]
+                f"{urls[i % len(urls)]}{path}",
+                headers={"Session-ID": session_id},
+                json=kwargs.get("json"),
+            )
+            for i in range(count)
+        ]
+        return await asyncio.gather(*calls)
+
+
+def test_200_concurrent_cart_adds_over_two_instances_sum_to_200(
+    pair: tuple[Server, Server],
+) -> None:
+    urls = [server.stateful_url for server in pair]
+    session_id = new_session(urls[0])
+    body = {"productId": "prod002", "quantity": 1}
+    responses = asyncio.run(_spread(urls, "/cart/add", session_id, 200, method="POST", json=body))
+    assert [r.status_code for r in responses].count(200) == 200
+    cart = httpx.get(f"{urls[1]}/cart", headers={"Session-ID": session_id}).json()["data"]["cart"]
+    assert cart["items"][0]["quantity"] == 200
+    assert cart["total"] == round(200 * 19.99, 2)
+
+
+def test_100_concurrent_visits_count_exactly_100(pair: tuple[Server, Server]) -> None:
+    urls = [server.stateful_url for server in pair]
+    session_id = new_session(urls[0])
+    responses = asyncio.run(_spread(urls, "/demonstrate/stateful", session_id, 100))
+    visits = sorted(r.json()["data"]["visitCount"] for r in responses)
+    assert visits == list(range(1, 101))
+    session = httpx.get(f"{urls[0]}/session", headers={"Session-ID": session_id}).json()
+    assert session["data"]["session"]["data"]["visitCount"] == 100
+
+
+def test_concurrent_session_merges_keep_every_key(pair: tuple[Server, Server]) -> None:
+    urls = [server.stateful_url for server in pair]
+    session_id = new_session(urls[0])
+
+    async def merges() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(
+                *[
+                    client.put(
+                        f"{urls[i % 2]}/session",
+                        json={"data": {f"key{i}": i}},
+                        headers={"Session-ID": session_id},
+                    )
+                    for i in range(60)
+                ]
+            )
+
+    assert all(r.status_code == 200 for r in asyncio.run(merges()))
+    for url in urls:
+        data = httpx.get(f"{url}/session", headers={"Session-ID": session_id}).json()
+        assert data["data"]["session"]["data"] == {f"key{i}": i for i in range(60)}
+
+
+def test_request_count_is_shared_by_every_instance(pair: tuple[Server, Server]) -> None:
+    first, second = pair
+    before = httpx.get(f"{first.stateless_url}/info").json()["data"]["requestCount"]
+    after = httpx.get(f"{second.stateless_url}/info").json()["data"]["requestCount"]
+    assert after == before + 1
+    health = httpx.get(f"{first.stateless_url}/health").json()["data"]
+    assert health["requestCount"] >= after
+
+
+def test_flushdb_loses_no_session_and_no_cart(pair: tuple[Server, Server], redis_url: str) -> None:
+    first, second = pair
+    session_id = new_session(first.stateful_url)
+    headers = {"Session-ID": session_id}
+    httpx.put(f"{first.stateful_url}/session", json={"data": {"mood": "calm"}}, headers=headers)
+    httpx.post(
+        f"{first.stateful_url}/cart/add",
+        json={"productId": "prod003", "quantity": 4},
+        headers=headers,
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+    got = httpx.get(f"{second.stateful_url}/session", headers=headers)
+    assert got.status_code == 200
+    assert got.json()["data"]["session"]["data"] == {"mood": "calm"}
+    cart = httpx.get(f"{first.stateful_url}/cart", headers=headers).json()["data"]["cart"]
+    assert [(item["productId"], item["quantity"]) for item in cart["items"]] == [("prod003", 4)]
+    # the session is cached again, and the live-session index is rebuilt by the warm-up
+    assert redis.Redis.from_url(redis_url).exists(f"session:{session_id}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if redis.Redis.from_url(redis_url).exists("sessions:epoch"):
+            break
+        time.sleep(0.2)
+    stats = httpx.get(f"{second.stateful_url}/health").json()["data"]
+    assert stats["activeSessions"] >= 1
+    assert stats["activeCarts"] >= 1
+
+
+def test_preferences_live_in_the_users_table(
+    pair: tuple[Server, Server], services_env: dict[str, str]
+) -> None:
+    first, _ = pair
+    session_id = new_session(first.stateful_url, "user002")
+    prefs = {"theme": "solarized", "language": "th"}
+    response = httpx.put(
+        f"{first.stateful_url}/profile/preferences",
+        json={"preferences": prefs},
+        headers={"Session-ID": session_id},
+    )
+    assert response.status_code == 200
+
+    async def stored() -> object:
+        conn = await asyncpg.connect(services_env["DATABASE_URL"])
+        try:
+            return await conn.fetchval("SELECT preferences::text FROM users WHERE id='user002'")
+        finally:
+            await conn.close()
+
+    import json
+
+    assert json.loads(str(asyncio.run(stored()))) == prefs
+
+
+def _row_expiry(database_url: str, session_id: str) -> object:
+    async def read() -> object:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchval("SELECT expires_at FROM sessions WHERE id=$1", session_id)
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_postgres_expiry_is_refreshed_lazily(services_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**services_env, "STATEBRIDGE_SESSION_DB_REFRESH": "2"}
+    server = Server(env, tmp_path).start()
+    try:
+        session_id = new_session(server.stateful_url)
+        created = _row_expiry(services_env["DATABASE_URL"], session_id)
+        time.sleep(1.0)
+        httpx.get(f"{server.stateful_url}/session", headers={"Session-ID": session_id})
+        assert _row_expiry(services_env["DATABASE_URL"], session_id) == created
+        time.sleep(1.5)
+        httpx.get(f"{server.stateful_url}/session", headers={"Session-ID": session_id})
+        assert _row_expiry(services_env["DATABASE_URL"], session_id) > created  # type: ignore[operator]
+    finally:
+        server.stop()
+
+
+def test_idle_sessions_expire_and_the_sweeper_removes_them(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **services_env,
+        "STATEBRIDGE_SESSION_TTL": "1",
+        "STATEBRIDGE_SESSION_DB_REFRESH": "1",
+        "STATEBRIDGE_SWEEP_INTERVAL": "1",
+    }
+    server = Server(env, tmp_path).start()
+    try:
+        session_id = new_session(server.stateful_url)
+        headers = {"Session-ID": session_id}
+        httpx.post(
+            f"{server.stateful_url}/cart/add", json={"productId": "prod001"}, headers=headers
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if _row_expiry(services_env["DATABASE_URL"], session_id) is None:
+                break
+            time.sleep(0.3)
+        assert _row_expiry(services_env["DATABASE_URL"], session_id) is None
+        assert httpx.get(f"{server.stateful_url}/cart", headers=headers).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_without_redis_sessions_are_served_from_postgres(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**services_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    server = Server(env, tmp_path).start()
+    try:
+        assert httpx.get(f"{server.stateless_url}/info").status_code == 200
+        session_id = new_session(server.stateful_url)
+        headers = {"Session-ID": session_id}
+        assert (
+            httpx.get(f"{server.stateful_url}/demonstrate/stateful", headers=headers).json()[
+                "data"
+            ]["visitCount"]
+            == 1
+        )
+        assert (
+            httpx.get(f"{server.stateful_url}/demonstrate/stateful", headers=headers).json()[
+                "data"
+            ]["visitCount"]
+            == 2
+        )
+        assert httpx.get(f"{server.stateful_url}/health").status_code == 200
+        assert server.log().count("Redis unavailable") == 1
+    finally:
+        server.stop()
+
+
+def _tables(database_url: str) -> set[str]:
+    async def read() -> set[str]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            return {row["tablename"] for row in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "statebridge", *args],
+        env=clean_env(env), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_upgrade_then_downgrade_base_leaves_an_empty_database() -> None:
+    name, url = new_pg_database()
+    try:
+        env = {"DATABASE_URL": url}
+        assert _cli("db", "upgrade", env=env).returncode == 0
+        assert {"users", "products", "sessions", "shopping_carts"} <= _tables(url)
+        current = _cli("db", "current", env=env)
+        assert "current: 0002" in current.stdout and "up to date" in current.stdout
+        assert _cli("db", "downgrade", "base", env=env).returncode == 0
+        assert _tables(url) == set()
+    finally:
+        drop_pg_database(name)
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    name, url = new_pg_database()
+    try:
+        result = _cli(
+            "serve",
+            "--port",
+            str(free_port()),
+            "--stateless-port",
+            "0",
+            "--stateful-port",
+            "0",
+            env={"DATABASE_URL": url},
+        )
+        assert result.returncode == 2
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("statebridge: database schema is at nothing")
+        assert "statebridge db upgrade" in last
+        assert "Traceback" not in result.stderr
+    finally:
+        drop_pg_database(name)
+
+
+def test_the_same_migrations_run_on_sqlite(tmp_path: Path) -> None:
+    env = {"STATEBRIDGE_DATA_DIR": str(tmp_path)}
+    assert _cli("db", "upgrade", env=env).returncode == 0
+    assert "up to date" in _cli("db", "current", env=env).stdout
+    assert _cli("db", "downgrade", "base", env=env).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "statebridge.db") as conn:
+        names = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    assert names == set()
