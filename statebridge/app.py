@@ -8,11 +8,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -20,10 +25,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from statebridge import __version__
 from statebridge.envelope import ApiError, error
+from statebridge.observability.health import router as health_router
+from statebridge.observability.logs import AccessLog
+from statebridge.observability.metrics import METRICS
+from statebridge.observability.middleware import ObservabilityMiddleware
 from statebridge.services import Services
 from statebridge.sessions.store import StoreUnavailable
 from statebridge.stateful.routes import router as stateful_router
 from statebridge.stateless.routes import router as stateless_router
+from statebridge.web.routes import router as demo_page_router
 
 log = logging.getLogger("statebridge")
 Face = Literal["combined", "stateless", "stateful"]
@@ -53,8 +63,31 @@ async def request_validation_error(_request: Request, exc: Exception) -> Respons
     return error(400, "Validation failed", errors)
 
 
-async def store_unavailable(_request: Request, _exc: Exception) -> Response:
-    return error(503, "Service temporarily unavailable")
+# A store that cannot be reached (database or Redis down, restarting, pool exhausted): 503
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    StoreUnavailable,
+    DBAPIError,
+    PoolTimeout,
+    RedisError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,  # ConnectionError, TimeoutError
+)
+_last_outage_log = [0.0]
+
+
+async def store_unavailable(_request: Request, exc: Exception) -> Response:
+    """503, counted; logged at most once a second, so an outage does not flood the log."""
+    METRICS.store_error("redis" if isinstance(exc, RedisError) else "database")
+    now = time.monotonic()
+    if now - _last_outage_log[0] >= 1.0:
+        _last_outage_log[0] = now
+        log.warning("store unavailable, answering 503: %s: %s", type(exc).__name__, exc)
+    response = error(503, "Service temporarily unavailable")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 async def internal_error(_request: Request, exc: Exception) -> Response:
@@ -71,6 +104,7 @@ def build_app(services: Services, face: Face) -> FastAPI:
         openapi_url="/openapi.json" if face == "combined" else None,
     )
     app.state.services = services
+    app.include_router(health_router, tags=["operations"])
     if face in ("combined", "stateless"):
         app.include_router(stateless_router, tags=["stateless"])
     if face == "stateful":
@@ -78,23 +112,34 @@ def build_app(services: Services, face: Face) -> FastAPI:
     if face == "combined":
         app.include_router(stateless_router, prefix="/api/stateless", tags=["stateless"])
         app.include_router(stateful_router, prefix="/api/stateful", tags=["stateful"])
+        app.include_router(demo_page_router)
     handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: api_error,
         HTTPException: http_error,
         RequestValidationError: request_validation_error,
-        StoreUnavailable: store_unavailable,
+        **dict.fromkeys(UNAVAILABLE, store_unavailable),
         Exception: internal_error,
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
+    from statebridge.fastlane import FastLane
+
+    app.add_middleware(FastLane, api=app)  # innermost: the hot routes skip FastAPI's routing
     origins = services.settings.cors_origins
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
         allow_credentials="*" not in origins,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "Session-ID", "Client-ID"],
-        expose_headers=["Session-ID", "X-Instance-ID"],
+        allow_headers=["Content-Type", "Authorization", "Session-ID", "Client-ID", "X-Request-ID"],
+        expose_headers=["Session-ID", "X-Instance-ID", "X-Request-ID"],
+    )
+    settings = services.settings
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=METRICS,
+        access_log=AccessLog(services.instance_id) if settings.access_log else None,
+        session_cookie=settings.session_cookie_name.encode() if settings.session_cookie else None,
     )
     from statebridge.middleware import HeadersMiddleware
 
@@ -105,9 +150,17 @@ def build_app(services: Services, face: Face) -> FastAPI:
 class PortDispatcher:
     """One ASGI app for every listener: the local port picks the face."""
 
-    def __init__(self, faces: Mapping[int, ASGIApp], default: ASGIApp) -> None:
+    def __init__(
+        self,
+        faces: Mapping[int, ASGIApp],
+        default: ASGIApp,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.faces = faces
         self.default = default
+        # runs at lifespan shutdown: after in-flight requests finish, before the process ends
+        # (uvicorn re-raises SIGTERM once serve() returns, so code after it never runs)
+        self.on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -115,6 +168,10 @@ class PortDispatcher:
             return
         server = scope.get("server")
         app = self.faces.get(server[1], self.default) if server else self.default
+        path: str = scope.get("path", "")
+        if len(path) > 1 and path.endswith("/"):
+            # Express routes `/users/` as `/users`; FastAPI would answer a 307 instead
+            scope = {**scope, "path": path.rstrip("/") or "/"}
         await app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -123,5 +180,7 @@ class PortDispatcher:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    await self.on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

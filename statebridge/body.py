@@ -52,6 +52,23 @@ def depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def has_nul(value: Any) -> bool:
+    """True when a string or key anywhere in `value` holds U+0000, which PostgreSQL's text
+    and jsonb cannot store (it would surface as a 500 instead of a 400)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 async def read_object(request: Request, limit: int, max_depth: int) -> dict[str, Any]:
     """The body as a JSON object; empty and `null` count as `{}`."""
     raw = await read_raw(request, limit)
@@ -60,9 +77,12 @@ async def read_object(request: Request, limit: int, max_depth: int) -> dict[str,
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
         try:
-            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+            form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             raise validation_error("body", "Body is not valid UTF-8") from None
+        if has_nul(form):
+            raise validation_error("body", "Text must not contain NUL characters")
+        return form
     if content_type and not (content_type in JSON_TYPES or content_type.endswith("+json")):
         raise ApiError(
             415,
@@ -79,6 +99,8 @@ async def read_object(request: Request, limit: int, max_depth: int) -> dict[str,
         raise validation_error("body", "Body must be a JSON object")
     if depth_exceeds(value, max_depth):
         raise validation_error("body", f"JSON nested deeper than {max_depth} levels")
+    if has_nul(value):
+        raise validation_error("body", "Text must not contain NUL characters")
     return value
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from statebridge import __version__
+from statebridge.bench.cli import bench as bench_command  # light: it imports lazily
 from statebridge.config import Settings
+from statebridge.deploy.cli import deploy_app
+from statebridge.migrate import commands as migrate_commands  # light: commands import lazily
 from statebridge.services import StartupError
 
 app = typer.Typer(
@@ -22,6 +26,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(migrate_commands.migrate_app, name="migrate")
+app.add_typer(deploy_app, name="deploy")
+app.command("bench")(bench_command)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -96,6 +103,92 @@ def serve(
         fail(str(exc))
 
 
+class DemoName(StrEnum):
+    stateless = "stateless"
+    stateful = "stateful"
+    compare = "compare"
+
+
+URL_HELP = "statebridge's combined URL (APIs under /api/...), or one server's own URL"
+
+
+@app.command()
+def demo(
+    which: Annotated[DemoName, typer.Argument(help="Which Phase 1 demo script to replay")],
+    url: Annotated[str, typer.Option(help=URL_HELP)] = "http://localhost:8000",
+    stateless_url: Annotated[
+        str | None, typer.Option(help="Stateless API base, e.g. Phase 1's http://localhost:3001")
+    ] = None,
+    stateful_url: Annotated[
+        str | None, typer.Option(help="Stateful API base, e.g. Phase 1's http://localhost:3002")
+    ] = None,
+    brief: Annotated[bool, typer.Option("--brief", help="Status lines only, no bodies")] = False,
+) -> None:
+    """Replay Phase 1's stateless, stateful or comparison demo against any server."""
+    from statebridge.demo.run import run_demo
+
+    raise typer.Exit(run_demo(which.value, url, stateless_url, stateful_url, brief))
+
+
+@app.command()
+def check(
+    url: Annotated[str | None, typer.Argument(help=URL_HELP)] = None,
+    stateless_url: Annotated[
+        str | None, typer.Option(help="Stateless API base, e.g. Phase 1's http://localhost:3001")
+    ] = None,
+    stateful_url: Annotated[
+        str | None, typer.Option(help="Stateful API base, e.g. Phase 1's http://localhost:3002")
+    ] = None,
+    ignore_p2: Annotated[
+        bool, typer.Option("--ignore-p2", help="P2 rows (Phase 2 fixes) do not fail the run")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
+) -> None:
+    """Check a server against the Phase 1 contract: a pass/fail table, exit 1 on failure.
+
+    Point it at Phase 1 (`--stateless-url http://localhost:3001 --stateful-url
+    http://localhost:3002`) and at statebridge (`http://localhost:8000`).
+    """
+    from statebridge.demo.run import run_check
+
+    if url is None and not (stateless_url and stateful_url):
+        url = "http://localhost:8000"
+    raise typer.Exit(run_check(url, stateless_url, stateful_url, ignore_p2, as_json))
+
+
+@app.command()
+def soak(
+    duration: Annotated[float, typer.Option(help="Seconds of load")] = 60.0,
+    connections: Annotated[
+        int, typer.Option(help="Concurrent connections (virtual users, in pairs)")
+    ] = 200,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="Combined URL of a running instance (repeat); default: spawn some"),
+    ] = None,
+    instances: Annotated[
+        int, typer.Option(help="Local instances to spawn when no --target is given")
+    ] = 2,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Spawned instances migrate the database first")
+    ] = False,
+) -> None:
+    """Soak the stateful API: sustained load on several instances, a report, exit 1 on failure.
+
+    Spawned instances use this environment's DATABASE_URL and REDIS_URL. The run passes
+    with no 5xx, no socket errors, no lost acknowledged write and flat memory.
+    """
+    from statebridge.soak import run as run_soak
+
+    try:
+        result = run_soak(duration, connections, target or [], instances, migrate)
+    except (RuntimeError, ValueError) as exc:
+        fail(str(exc))
+        return
+    typer.echo(result.report())
+    raise typer.Exit(0 if result.passed else 1)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Upgrade the schema to REVISION (default: the newest)."""
@@ -149,3 +242,9 @@ def db_current() -> None:
     head = schema.head_revision()
     state = "up to date" if current == head else "behind: run `statebridge db upgrade`"
     typer.echo(f"current: {current or 'none'}  head: {head}  ({state})")
+
+
+# Phase 1 -> Phase 2 data tools (statebridge/migrate), listed after the server commands
+app.command("export")(migrate_commands.export)
+app.command("backup")(migrate_commands.backup)
+app.command("restore")(migrate_commands.restore)

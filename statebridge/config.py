@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -41,17 +44,32 @@ class Settings(BaseSettings):
     max_session_data_bytes: int = Field(64 * 1024, ge=1024)
     max_preferences_bytes: int = Field(16 * 1024, ge=256)
 
-    cors_origins: list[str] = ["*"]
+    # comma-separated in the environment (a JSON list works too): NoDecode keeps
+    # pydantic-settings from insisting on JSON before _split_origins sees the text
+    cors_origins: Annotated[list[str], NoDecode] = ["*"]
     seed: Literal["auto", "never"] = "auto"
     instance_id: str = ""
     debug: bool = Field(False, validation_alias=AliasChoices("DEBUG", "STATEBRIDGE_DEBUG"))
     log_level: str = "info"
-    access_log: bool = False
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="proxies whose X-Forwarded-For/-Proto are believed: IPs, CIDRs, or *",
+    )
+
+    env: Literal["development", "production"] = "development"
+    session_cookie: bool = False
+    session_cookie_name: str = Field("session_id", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    session_cookie_secure: bool = True
+    ready_timeout: float = Field(2.0, gt=0, le=30)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -71,6 +89,25 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    def production_problem(self) -> str | None:
+        """Why these settings are unfit for production (STATEBRIDGE_ENV=production), or None.
+
+        Production never runs on defaulted secrets: a database or Redis without a password,
+        a wildcard CORS origin beside cookie sessions, or DEBUG on."""
+        if self.env != "production":
+            return None
+        if self.embedded:
+            return "production needs DATABASE_URL (PostgreSQL with a password)"
+        if not make_url(self.effective_database_url).password:
+            return "production refuses a DATABASE_URL without a password"
+        if self.redis_url and not urlsplit(self.redis_url).password:
+            return "production refuses a REDIS_URL without a password"
+        if self.session_cookie and "*" in self.cors_origins:
+            return "production refuses STATEBRIDGE_CORS_ORIGINS=* with cookie sessions"
+        if self.debug:
+            return "production refuses DEBUG on"
+        return None
 
     @property
     def effective_session_backend(self) -> str:

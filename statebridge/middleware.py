@@ -27,6 +27,9 @@ SECURITY_HEADERS = [
 ]
 
 
+CSP = b"content-security-policy"
+
+
 class HeadersMiddleware:
     def __init__(self, app: ASGIApp, instance_id: str) -> None:
         self.app = app
@@ -39,7 +42,13 @@ class HeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.extra]
+                headers = list(message.get("headers", []))
+                if any(name == b"content-security-policy" for name, _ in headers):
+                    # the route chose its own policy (the /demo page): keep it
+                    headers.extend(item for item in self.extra if item[0] != CSP)
+                else:
+                    headers.extend(self.extra)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -14,17 +14,26 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from statebridge import granian_server
 from statebridge.app import Face, PortDispatcher, build_app
 from statebridge.config import Settings
-from statebridge.services import StartupError, build_services, check_schema, prepare_data_dir
+from statebridge.observability.logs import configure as configure_logging
+from statebridge.services import (
+    Services,
+    StartupError,
+    build_services,
+    check_schema,
+    prepare_data_dir,
+)
 
 log = logging.getLogger("statebridge")
+BACKLOG = 2048
 
 
 @dataclass
@@ -47,7 +56,7 @@ def bind(host: str, port: int, face: Face) -> Listener:
         sock.close()
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise StartupError(f"cannot listen on {host}:{port} ({face}): {reason}") from None
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return Listener(face, sock)
 
@@ -82,15 +91,26 @@ def describe(settings: Settings, listeners: list[Listener]) -> str:
 
 async def serve_worker(settings: Settings, listeners: list[Listener], migrate: bool) -> None:
     services = await build_services(settings, migrate=migrate)
+    configure_logging(settings.log_level, settings.log_format, services.instance_id)
     services.start_background()
+    close = closer(services)
     try:
         faces = {listener.port: build_app(services, listener.face) for listener in listeners}
-        dispatcher = PortDispatcher(faces, default=next(iter(faces.values())))
+        dispatcher = PortDispatcher(faces, default=next(iter(faces.values())), on_shutdown=close)
+        if granian_server.chosen(os.environ.get("STATEBRIDGE_HTTP_SERVER")):
+            log.info(
+                "statebridge %s ready: %s", services.instance_id, describe(settings, listeners)
+            )
+            sockets = [(listener.sock, settings.host) for listener in listeners]
+            await granian_server.serve(dispatcher, sockets, BACKLOG, settings.forwarded_allow_ips)
+            return
         config = uvicorn.Config(
             dispatcher,
             log_level=settings.log_level,
-            access_log=settings.access_log,
-            proxy_headers=False,
+            access_log=False,  # statebridge writes its own JSON access log
+            log_config=None,  # uvicorn's loggers propagate to statebridge's handler
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             server_header=False,
             timeout_graceful_shutdown=20,
             lifespan="on",
@@ -99,7 +119,21 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
         log.info("statebridge %s ready: %s", services.instance_id, describe(settings, listeners))
         await server.serve(sockets=[listener.sock for listener in listeners])
     finally:
-        await services.close()
+        await close()
+
+
+def closer(services: Services) -> Callable[[], Awaitable[None]]:
+    """Close the pools once, whichever comes first: lifespan shutdown or leaving serve."""
+    closed = False
+
+    async def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            await services.close()
+            log.info("statebridge %s stopped: connection pools closed", services.instance_id)
+
+    return close
 
 
 def run_loop(settings: Settings, listeners: list[Listener], migrate: bool) -> None:
@@ -126,9 +160,10 @@ async def _migrate_once(settings: Settings, migrate: bool) -> None:
 
 def serve(settings: Settings, migrate: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; raises StartupError on a configuration problem."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format, settings.instance_id)
+    problem = settings.production_problem()
+    if problem:
+        raise StartupError(problem)
     prepare_data_dir(settings)
     listeners = bind_all(settings)
     if settings.workers == 1:

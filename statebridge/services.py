@@ -17,6 +17,7 @@ from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.carts.repository import CartRepository
+from statebridge.catalog.cache import CachedCatalog, build_invalidation
 from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
 from statebridge.config import Settings
 from statebridge.counters import Counters, RedisCounters, SqlCounters
@@ -54,6 +55,9 @@ class Services:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.sessions.close()
+        await self.carts.close()
+        if isinstance(self.catalog, CachedCatalog):
+            await self.catalog.close()
         await self.engine.dispose()
 
 
@@ -160,12 +164,15 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             await redis.aclose()
         await engine.dispose()
         raise
+    invalidation = build_invalidation(settings.effective_database_url, settings.redis_url)
+    catalog = CachedCatalog(SqlCatalog(engine), invalidation)
+    await catalog.start()
     return Services(
         settings=settings,
         engine=engine,
-        catalog=SqlCatalog(engine),
+        catalog=catalog,
         sessions=sessions,
-        carts=CartRepository(engine),
+        carts=CartRepository(engine, catalog),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,

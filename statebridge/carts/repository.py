@@ -1,20 +1,32 @@
-"""Shopping carts: one row per (session, product), changed only by atomic statements."""
+"""Shopping carts: one row per (session, product), changed only by atomic statements.
+
+On PostgreSQL every verb is one statement on a plain asyncpg pool, prepared once per
+connection and run outside an explicit transaction: adding a line and reading the cart
+back is one round trip (a data-modifying CTE), with no read-modify-write in Python.
+Product names and prices come from the catalog, which is cached in process, instead of a
+JOIN. SQLite, local and embedded, keeps SQLAlchemy and one IMMEDIATE transaction.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.db.tables import products, sessions, shopping_carts
 from statebridge.timeutil import js_iso, utcnow
 
 CENT = Decimal("0.01")
+Line = tuple[int, str, int, datetime, datetime]  # id, product_id, quantity, added, updated
 
 
 @dataclass
@@ -42,35 +54,126 @@ def cart_total(items: list[CartItem]) -> float:
     return float(total.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-ITEMS = (
-    sa.select(
-        shopping_carts.c.product_id,
-        products.c.name,
-        products.c.price,
-        shopping_carts.c.quantity,
-        shopping_carts.c.created_at,
-        shopping_carts.c.updated_at,
-    )
-    .join(products, products.c.id == shopping_carts.c.product_id)
-    .order_by(shopping_carts.c.id)
+class ProductLines(Protocol):
+    async def product_lines(self, product_ids: set[str]) -> dict[str, tuple[str, Decimal]]:
+        """Name and exact price of each product that exists."""
+        ...
+
+
+class SqlProductLines:
+    """Names and prices straight from the products table (when no cached catalog is given)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def product_lines(self, product_ids: set[str]) -> dict[str, tuple[str, Decimal]]:
+        if not product_ids:
+            return {}
+        query = sa.select(products.c.id, products.c.name, products.c.price).where(
+            products.c.id.in_(sorted(product_ids))
+        )
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query)
+            return {row.id: (row.name, Decimal(str(row.price))) for row in rows}
+
+
+COLUMNS = "id, product_id, quantity, created_at, updated_at"
+PG_ITEMS = f"SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 ORDER BY id"
+# The CTE's change is invisible to the rest of the statement (one snapshot), so the other
+# lines are read as they were and the changed line comes from RETURNING.
+PG_ADD = f"""
+WITH line AS (
+    INSERT INTO shopping_carts AS cart (session_id, product_id, quantity, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $4)
+    ON CONFLICT (session_id, product_id) DO UPDATE
+    SET quantity = cart.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at
+    RETURNING {COLUMNS}
 )
+SELECT {COLUMNS} FROM line
+UNION ALL
+SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 AND product_id <> $2
+ORDER BY id
+"""
+PG_REMOVE = f"""
+WITH gone AS (DELETE FROM shopping_carts WHERE session_id = $1 AND product_id = $2)
+SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 AND product_id <> $2 ORDER BY id
+"""
+PG_CLEAR = "DELETE FROM shopping_carts WHERE session_id = $1"
+
+LINES = sa.select(
+    shopping_carts.c.id,
+    shopping_carts.c.product_id,
+    shopping_carts.c.quantity,
+    shopping_carts.c.created_at,
+    shopping_carts.c.updated_at,
+).order_by(shopping_carts.c.id)
+
+
+async def keep_as_is(_connection: Any) -> None:
+    """No reset on release: asyncpg's default costs a round trip per checkout, and these
+    statements leave nothing behind (no SET, LISTEN, cursors or locks, no open transaction)."""
+
+
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class CartRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, catalog: ProductLines | None = None, pool_size: int = 10
+    ) -> None:
         self.engine = engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert = dialect.insert
+        self.catalog: ProductLines = catalog or SqlProductLines(engine)
+        self.postgres = engine.dialect.name == "postgresql"
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _pg(self) -> Any:
+        """The asyncpg pool, opened on first use."""
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        asyncpg_dsn(self.engine),
+                        min_size=1,
+                        max_size=self.pool_size,
+                        reset=keep_as_is,
+                    )
+        return self._pool
+
+    async def _items(self, lines: Iterable[Any]) -> list[CartItem]:
+        rows: list[Line] = [tuple(row) for row in lines]
+        names = await self.catalog.product_lines({row[1] for row in rows})
+        items = []
+        for _id, product_id, quantity, added_at, updated_at in rows:
+            line = names.get(product_id)
+            if line is not None:  # a product deleted meanwhile takes its lines with it
+                items.append(CartItem(product_id, line[0], line[1], quantity, added_at, updated_at))
+        return items
 
     async def items(self, session_id: str) -> list[CartItem]:
+        if self.postgres:
+            pool = await self._pg()
+            return await self._items(await pool.fetch(PG_ITEMS, session_id))
         async with self.engine.connect() as conn:
-            rows = await conn.execute(ITEMS.where(shopping_carts.c.session_id == session_id))
-            return [CartItem(*row) for row in rows]
+            rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
+            lines = list(rows)
+        # outside: on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and
+        # the catalog may need a connection of its own to reload
+        return await self._items(lines)
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         """Add `quantity` to the product's line: one upsert, no read-modify-write."""
         now = utcnow()
-        insert = self._insert(shopping_carts).values(
+        if self.postgres:
+            pool = await self._pg()
+            try:
+                rows = await pool.fetch(PG_ADD, session_id, product_id, quantity, now)
+            except asyncpg.ForeignKeyViolationError as exc:  # the session is gone
+                raise IntegrityError(PG_ADD, None, exc) from exc
+            return await self._items(rows)
+        insert = sqlite.insert(shopping_carts).values(
             session_id=session_id,
             product_id=product_id,
             quantity=quantity,
@@ -86,10 +189,14 @@ class CartRepository:
         )
         async with self.engine.begin() as conn:
             await conn.execute(upsert)
-            rows = await conn.execute(ITEMS.where(shopping_carts.c.session_id == session_id))
-            return [CartItem(*row) for row in rows]
+            rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
+            lines = list(rows)
+        return await self._items(lines)
 
     async def remove(self, session_id: str, product_id: str) -> list[CartItem]:
+        if self.postgres:
+            pool = await self._pg()
+            return await self._items(await pool.fetch(PG_REMOVE, session_id, product_id))
         async with self.engine.begin() as conn:
             await conn.execute(
                 sa.delete(shopping_carts).where(
@@ -97,10 +204,15 @@ class CartRepository:
                     shopping_carts.c.product_id == product_id,
                 )
             )
-            rows = await conn.execute(ITEMS.where(shopping_carts.c.session_id == session_id))
-            return [CartItem(*row) for row in rows]
+            rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
+            lines = list(rows)
+        return await self._items(lines)
 
     async def clear(self, session_id: str) -> None:
+        if self.postgres:
+            pool = await self._pg()
+            await pool.execute(PG_CLEAR, session_id)
+            return
         async with self.engine.begin() as conn:
             await conn.execute(
                 sa.delete(shopping_carts).where(shopping_carts.c.session_id == session_id)
@@ -115,3 +227,8 @@ class CartRepository:
         )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

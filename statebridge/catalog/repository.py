@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from statebridge.db.engine import begin_immediate
 from statebridge.db.tables import products, users
 from statebridge.timeutil import js_iso, utcnow
 
@@ -90,6 +91,9 @@ class SqlCatalog:
             return user_record(row) if row else None
 
 
+SEED_LOCK = 0x5B_5EED  # the advisory lock id of the first-start seeding
+
+
 def seed_data() -> dict[str, list[Record]]:
     text = resources.files("statebridge").joinpath("data/seed.json").read_text("utf-8")
     data: dict[str, list[Record]] = json.loads(text)
@@ -98,7 +102,10 @@ def seed_data() -> dict[str, list[Record]]:
 
 async def seed_if_empty(engine: AsyncEngine) -> bool:
     """Load Phase 1's users and products into an empty catalog; True when it did."""
-    async with engine.begin() as conn:
+    async with begin_immediate(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            # replicas starting together: the second waits here, then finds the rows
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK})
         count = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
         product_count = (
             await conn.execute(sa.select(sa.func.count()).select_from(products))

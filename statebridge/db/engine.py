@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+IMMEDIATE = "sqlite_immediate"
+
+
+@asynccontextmanager
+async def begin_immediate(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that reads and then writes. On SQLite it starts with BEGIN IMMEDIATE,
+    taking the write lock first, so two such transactions serialise instead of one failing
+    (or losing an update) when it tries to upgrade its read lock; elsewhere a plain begin."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = await conn.execution_options(**{IMMEDIATE: True})
+        async with conn.begin():
+            yield conn
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE so writers never lose updates."""
+    """WAL, a busy timeout, foreign keys, and explicit BEGINs (IMMEDIATE when asked)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -30,7 +47,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -33,6 +33,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from statebridge.observability.metrics import METRICS
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime, Session
 from statebridge.timeutil import utcnow
@@ -107,6 +108,7 @@ class RedisSessionStore:
         return time.monotonic() >= self._down_until
 
     def _failed(self, exc: Exception, session_id: str | None = None) -> None:
+        METRICS.store_error("redis")
         if session_id:
             self._dirty.add(session_id)
         if self._down_until == 0.0:
@@ -180,6 +182,7 @@ class RedisSessionStore:
             except RedisError as exc:
                 self._failed(exc)
             else:
+                METRICS.cache_lookup("sessions", session is not None)
                 if session is not None:
                     return session
                 if await self.redis.exists(MARKER):

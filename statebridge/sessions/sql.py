@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from statebridge.db.engine import begin_immediate
 from statebridge.db.tables import sessions
 from statebridge.sessions.store import Lifetime, Session, new_session_id
 from statebridge.timeutil import utcnow
@@ -125,13 +126,13 @@ class SqlSessionStore:
 
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
         now = utcnow()
-        async with self.engine.begin() as conn:
+        async with begin_immediate(self.engine) as conn:
             if self.postgres:
                 merged = sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
                 return await self._touch_returning(
                     conn, session_id, now, data=merged, version=sessions.c.version + 1
                 )
-            # SQLite: the transaction began IMMEDIATE, so this read-merge-write is serialised.
+            # SQLite: the transaction began IMMEDIATE, so this read-merge-write is serialised
             current = await self._read_data(conn, session_id, now)
             if current is None:
                 return None
@@ -143,7 +144,7 @@ class SqlSessionStore:
         self, session_id: str, key: str, patch: dict[str, Any]
     ) -> tuple[Session, int] | None:
         now = utcnow()
-        async with self.engine.begin() as conn:
+        async with begin_immediate(self.engine) as conn:
             if self.postgres:
                 merged = INCREMENT.bindparams(
                     sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key

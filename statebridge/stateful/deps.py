@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.responses import Response
 
+from statebridge.config import Settings
 from statebridge.envelope import ApiError
 from statebridge.services import services_of
 from statebridge.sessions.store import Session, plausible_id
@@ -14,7 +16,14 @@ SESSION_HEADER = "session-id"
 
 
 def session_id_of(request: Request) -> str | None:
-    return request.headers.get(SESSION_HEADER) or None
+    """The `Session-ID` header; else, with STATEBRIDGE_SESSION_COOKIE on, the session cookie."""
+    session_id = request.headers.get(SESSION_HEADER)
+    if session_id:
+        return session_id
+    settings = services_of(request).settings
+    if settings.session_cookie:
+        return request.cookies.get(settings.session_cookie_name) or None
+    return None
 
 
 async def live_session(request: Request) -> Session:
@@ -35,6 +44,31 @@ async def optional_session(request: Request) -> Session | None:
     if session_id is None or not plausible_id(session_id):
         return None
     return await services_of(request).sessions.get(session_id)
+
+
+def set_session_cookie(response: Response, settings: Settings, session_id: str | None) -> None:
+    """With STATEBRIDGE_SESSION_COOKIE on: set the cookie (HttpOnly, Secure, SameSite=Lax),
+    or clear it when `session_id` is None. The `Session-ID` header keeps working beside it."""
+    if not settings.session_cookie:
+        return
+    if session_id is None:
+        response.delete_cookie(
+            settings.session_cookie_name,
+            path="/",
+            secure=settings.session_cookie_secure,
+            httponly=True,
+            samesite="lax",
+        )
+        return
+    response.set_cookie(
+        settings.session_cookie_name,
+        session_id,
+        max_age=settings.session_max_lifetime,
+        path="/",
+        secure=settings.session_cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
 
 
 LiveSession = Annotated[Session, Depends(live_session)]

@@ -15,7 +15,7 @@ from statebridge.carts.repository import CartItem, cart_total
 from statebridge.deps import Body, ServicesDep
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.sessions.store import Session
-from statebridge.stateful.deps import LiveSession, MaybeSession
+from statebridge.stateful.deps import LiveSession, MaybeSession, set_session_cookie
 from statebridge.stateful.texts import WORKFLOW_STEPS, stateful_explanation
 from statebridge.stateful.workflow import advance, start
 from statebridge.stateless.routes import OBJECT_BODY
@@ -115,7 +115,9 @@ async def create_session(body: Body, services: ServicesDep) -> Response:
         "note": "Session created. Include Session-ID header in subsequent requests to maintain "
         "state.",
     }
-    return success(payload, "Session created successfully", headers={"Session-ID": session.id})
+    response = success(payload, "Session created successfully", headers={"Session-ID": session.id})
+    set_session_cookie(response, services.settings, session.id)
+    return response
 
 
 @router.get("/session")
@@ -160,7 +162,9 @@ async def delete_session(session: LiveSession, services: ServicesDep) -> Respons
         "deleted": deleted,
         "note": "Session terminated. All server-side state for this session has been cleared.",
     }
-    return success(data, "Session terminated")
+    response = success(data, "Session terminated")
+    set_session_cookie(response, services.settings, None)
+    return response
 
 
 @router.get("/cart")
@@ -210,7 +214,10 @@ async def add_to_cart(body: Body, session: LiveSession, services: ServicesDep) -
 async def remove_from_cart(
     product_id: str, session: LiveSession, services: ServicesDep
 ) -> Response:
-    items = await services.carts.remove(session.id, product_id)
+    if "\x00" in product_id:  # no such product, and PostgreSQL would refuse the text
+        items = await services.carts.items(session.id)
+    else:
+        items = await services.carts.remove(session.id, product_id)
     view = cart_view(session, items)
     view["updatedAt"] = js_now()
     data = {

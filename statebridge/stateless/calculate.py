@@ -24,29 +24,32 @@ def as_js_number(value: int | float) -> int | float:
 
 
 def compute(operation: str, values: list[int | float]) -> int | float:
-    if operation == "add":
-        result: int | float = sum(values)
+    """Fold the values left to right in IEEE doubles, as Phase 1's JavaScript does.
+
+    The fold is explicit: Python's `sum()` of floats is compensated (from 3.12 on) and would
+    disagree with JavaScript in the last bits, and Python ints would not round like doubles.
+    """
+    doubles = [float(value) for value in values]
+    if operation in ("add", "average"):
+        result = 0.0
+        for value in doubles:
+            result += value
+        if operation == "average":
+            result /= len(doubles)
     elif operation == "subtract":
-        result = values[0]
-        for value in values[1:]:
+        result = doubles[0]
+        for value in doubles[1:]:
             result -= value
     elif operation == "multiply":
-        result = 1
-        for value in values:
+        result = 1.0
+        for value in doubles:
             result *= value
-            if isinstance(result, int) and abs(result) > SAFE_INTEGER:
-                result = float(result)
-    elif operation == "average":
-        result = sum(values) / len(values)
     else:
         raise ApiError(400, f"Unsupported operation: {str(operation)[:100]}")
-    if isinstance(result, int) and abs(result) > SAFE_INTEGER:
-        result = float(result)
-    if isinstance(result, float):
-        if not math.isfinite(result):
-            raise validation_error("values", "Result is not a finite number")
-        if result.is_integer() and abs(result) < SAFE_INTEGER:
-            return int(result)
+    if not math.isfinite(result):
+        raise validation_error("values", "Result is not a finite number")
+    if result.is_integer() and abs(result) < SAFE_INTEGER:
+        return int(result)
     return result
 
 

@@ -140,7 +140,8 @@ async def list_users(services: ServicesDep) -> Response:
 
 @router.get("/users/{user_id}")
 async def get_user(user_id: str, services: ServicesDep) -> Response:
-    user = await services.catalog.get_user(user_id)
+    # U+0000 can name no user, and PostgreSQL would refuse it with an error
+    user = None if "\x00" in user_id else await services.catalog.get_user(user_id)
     if user is None:
         raise ApiError(404, "User not found")
     data = {

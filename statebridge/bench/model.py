@@ -1,0 +1,77 @@
+"""What a benchmark run is made of: targets, scenarios and measured results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# the guide's performance test: each endpoint, then the stateful mix
+DEFAULT_ENDPOINTS = ("/health", "/info", "/users", "/products")
+MIX = "mix: POST /cart/add + GET /cart"
+
+
+@dataclass
+class Target:
+    """One server under test: its stateless base URL and its stateful base URL."""
+
+    name: str
+    url: str
+    stateful_url: str
+    pid: int | None = None  # when local: CPU time is read from /proc
+    sessions: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str = ""  # a GET on the stateless URL; empty for the stateful mix
+
+    @property
+    def stateful(self) -> bool:
+        return not self.path
+
+
+def scenarios(endpoints: tuple[str, ...], stateful: bool) -> list[Scenario]:
+    found = [Scenario(f"GET {path}", path) for path in endpoints]
+    return [*found, Scenario(MIX)] if stateful else found
+
+
+@dataclass
+class Result:
+    """One measured run of one scenario against one target."""
+
+    target: str
+    scenario: str
+    round: int
+    responses: int
+    seconds: float
+    status_errors: int  # answers with status >= 400
+    socket_errors: int  # connect/read/write errors and timeouts: no answer at all
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_seconds: float | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.responses / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.status_errors + self.socket_errors
+
+    @property
+    def success_rate(self) -> float:
+        attempts = self.responses + self.socket_errors
+        return (self.responses - self.status_errors) / attempts if attempts else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rps"] = round(self.rps, 1)
+        data["errors"] = self.errors
+        data["success_rate"] = round(self.success_rate, 6)
+        if self.cpu_seconds is not None and self.seconds > 0:
+            data["cpu_percent"] = round(100 * self.cpu_seconds / self.seconds, 1)
+        return data

@@ -1,0 +1,1 @@
+"""`statebridge demo` (Phase 1's three demo scripts, replayed) and `statebridge check`."""

@@ -1,0 +1,1 @@
+"""Deployment helpers: the development TLS certificate and the nginx configuration renderer."""

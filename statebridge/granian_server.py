@@ -1,0 +1,171 @@
+"""Serve the port dispatcher with Granian, on the sockets statebridge already bound.
+
+Granian parses and writes HTTP in Rust, off the Python thread; on the benchmark
+(BENCHMARKS.md) that lets one worker answer about twice the requests it answers under
+uvicorn + httptools. Its embedded server normally binds its own socket, but statebridge
+binds first (a busy port fails fast, forked workers share one listener), so each
+listener's file descriptor (a duplicate: Granian closes what it is given) is handed over.
+
+The embedded API is marked experimental upstream, so pyproject pins Granian to a tested
+range, and uvicorn stays one setting away: STATEBRIDGE_HTTP_SERVER=uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("statebridge")
+GRACE_SECONDS = 20  # as long as uvicorn's timeout_graceful_shutdown
+
+
+def available() -> bool:
+    return importlib.util.find_spec("granian") is not None
+
+
+def chosen(name: str | None) -> bool:
+    """Granian unless the setting says uvicorn (or Granian is not installed)."""
+    wanted = (name or "auto").strip().lower()
+    if wanted == "uvicorn":
+        return False
+    if wanted == "granian":
+        return True
+    return available()
+
+
+def _server_class() -> Any:
+    from granian._granian import SocketHolder
+    from granian.server import embed
+
+    holder: Any = SocketHolder  # its stub leaves out the constructor
+    base: Any = embed.Server
+
+    class BoundServer(base):  # type: ignore[misc]
+        """Granian's embedded server on a socket bound elsewhere."""
+
+        def __init__(self, sock: socket.socket, **options: Any) -> None:
+            self.bound_fd = sock.fileno()
+            super().__init__(**options)
+
+        def _init_shared_socket(self) -> None:
+            self._shd = holder(os.dup(self.bound_fd), False, self.backlog)
+            self._sfd = self._shd.get_fd()
+            self._ssp = None
+
+    return BoundServer
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DRAIN_BYTES = 64 * 1024 * 1024  # past this a client sending a refused body is cut off
+DRAIN_SECONDS = 10.0
+
+
+class Adapter:
+    """What Granian does differently from uvicorn, smoothed over for the app.
+
+    - It reports the local port as a string; ASGI (and PortDispatcher) want an int.
+    - When an answer goes out before the request body was read (a 413 for a body over the
+      limit), it closes the connection while the client is still sending, so the client
+      sees a broken pipe instead of the 413. uvicorn reads and discards the rest; so does
+      this, within bounds."""
+
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        self.app = app
+        self.server = (host, port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["server"] = self.server
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def receive_tracked() -> Message:
+            nonlocal finished
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                finished = True
+            return message
+
+        await self.app(scope, receive_tracked, send)
+        if not finished:
+            await drain(receive)
+
+
+async def drain(receive: Receive) -> None:
+    """Read and drop what is left of the request body (bounded in size and time)."""
+    left = DRAIN_BYTES
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                left -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+
+def quiet_granian_logs() -> None:
+    """Granian reconfigures logging when a server is built: send its logger to ours."""
+    logger = logging.getLogger("_granian")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(logging.ERROR)  # it warns "experimental" at every start
+
+
+async def serve(
+    app: ASGIApp, sockets: list[tuple[socket.socket, str]], backlog: int, trusted_proxies: str
+) -> None:
+    """Serve `app` on every (socket, host) until SIGINT or SIGTERM, then drain gracefully.
+
+    X-Forwarded-For/-Proto from `trusted_proxies` are applied as uvicorn would."""
+    from granian.constants import HTTPModes, Interfaces
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    def target(sock: socket.socket, host: str) -> Any:
+        located = Adapter(app, host, sock.getsockname()[1])
+        return ProxyHeadersMiddleware(located, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
+
+    server_class = _server_class()
+    servers = [
+        server_class(
+            sock,
+            target=target(sock, host),
+            address=host,
+            port=sock.getsockname()[1],
+            interface=Interfaces.ASGINL,  # lifespan: the dispatcher has nothing to start
+            http=HTTPModes.http1,
+            websockets=False,
+            log_enabled=False,
+            backlog=backlog,
+        )
+        for sock, host in sockets
+    ]
+    quiet_granian_logs()
+    for server in servers:
+        server.workers_kill_timeout = GRACE_SECONDS
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        log.info("Shutting down")
+        for server in servers:
+            server.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    try:
+        await asyncio.gather(*(server.serve() for server in servers))
+    except TimeoutError:  # the embedded server raises when a worker outlives the grace period
+        log.warning("requests still in flight after %d s were cut off", GRACE_SECONDS)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

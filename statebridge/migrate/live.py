@@ -1,0 +1,91 @@
+"""Reading sessions as the running servers see them, for the export and the backup.
+
+With Redis in front, the `sessions` row's lastAccessed/expiresAt may lag the truth by up to
+`session_db_refresh` (the servers refresh it lazily), so Redis's copy wins when it has one.
+While the `sessions:epoch` marker exists Redis holds every live session, so a row that
+Redis does not have has expired there. Without the marker the table is the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from statebridge.config import Settings
+from statebridge.db.tables import sessions
+from statebridge.migrate.database import MigrateError
+from statebridge.sessions.redis import MARKER, from_ms, session_key
+from statebridge.sessions.sql import COLUMNS, session_from_row
+from statebridge.sessions.store import Session
+
+BATCH = 1000
+
+
+def connect(settings: Settings) -> Redis | None:
+    """The servers' Redis, when they keep sessions and counters there."""
+    if not settings.redis_url or settings.effective_session_backend != "redis":
+        return None
+    from statebridge.services import connect_redis
+
+    return connect_redis(settings.redis_url)
+
+
+class RedisOverlay:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.complete = False  # the marker: Redis holds every live session
+
+    async def start(self) -> None:
+        try:
+            self.complete = bool(await self.redis.exists(MARKER))
+        except RedisError as exc:
+            raise MigrateError(f"cannot reach Redis at REDIS_URL: {exc}") from None
+
+    async def apply(self, batch: list[Session], drop_gone: bool = True) -> list[Session]:
+        """The batch with Redis's times; without the sessions Redis knows to be gone
+        (unless `drop_gone` is false: a backup keeps every row, its carts refer to them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session in batch:
+                pipe.hmget(session_key(session.id), "lastMs", "expiresMs")
+            answers = await pipe.execute()
+        kept = []
+        for session, (last_ms, expires_ms) in zip(batch, answers, strict=True):
+            if expires_ms is not None:
+                session.last_accessed = from_ms(last_ms)
+                session.expires_at = from_ms(expires_ms)
+            elif self.complete and drop_gone:
+                continue
+            kept.append(session)
+        return kept
+
+
+async def session_batches(
+    conn: AsyncConnection,
+    overlay: RedisOverlay | None,
+    grace: timedelta,
+    live_at: datetime | None,
+    by_id: bool = False,
+) -> AsyncIterator[list[Session]]:
+    """Sessions in creation order (or by id), in batches; only those live at `live_at`
+    when given."""
+    order = [sessions.c.id] if by_id else [sessions.c.created_at, sessions.c.id]
+    query = sa.select(*COLUMNS).order_by(*order)
+    if live_at is not None:
+        query = query.where(
+            sessions.c.expires_at > live_at - grace,
+            sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > live_at),
+        )
+    result = await conn.stream(query.execution_options(yield_per=BATCH))
+    async for rows in result.partitions(BATCH):
+        batch = [session_from_row(row) for row in rows]
+        if overlay is not None:
+            batch = await overlay.apply(batch, drop_gone=live_at is not None)
+        if live_at is not None:
+            batch = [session for session in batch if session.expires_at > live_at]
+        if batch:
+            yield batch

@@ -1,0 +1,104 @@
+"""Structured logs: one JSON object per line, on stderr for events, stdout for requests.
+
+The access log is written by hand (orjson, one `os.write` per request) rather than through
+`logging`: no record objects, no handler lock, and a line short enough (< PIPE_BUF) that
+lines of forked workers sharing one pipe never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+STDOUT = 1
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "message", "instance"?, "error"?}` on one line.
+
+    An exception becomes its type and message under `error` plus the traceback under
+    `traceback`: logs may hold what responses never do."""
+
+    def __init__(self, instance_id: str = "") -> None:
+        super().__init__()
+        self.instance_id = instance_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.instance_id:
+            entry["instance"] = self.instance_id
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure(level: str, log_format: str, instance_id: str = "") -> None:
+    """Route every logger (uvicorn's too: it propagates to the root) to one stderr handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(instance_id))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+class AccessLog:
+    """Writes one line per answered request."""
+
+    def __init__(self, instance_id: str, fd: int = STDOUT) -> None:
+        self.instance_id = instance_id
+        self.fd = fd
+
+    def write(
+        self,
+        request_id: str,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        has_session: bool,
+    ) -> None:
+        line = orjson.dumps(
+            {
+                "ts": iso_now(),
+                "level": "info",
+                "logger": "statebridge.access",
+                "requestId": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "durationMs": round(seconds * 1000, 3),
+                "session": has_session,
+                "instance": self.instance_id,
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        with contextlib.suppress(OSError):  # a closed log pipe must not fail the request
+            os.write(self.fd, line)

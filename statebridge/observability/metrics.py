@@ -1,0 +1,144 @@
+"""Prometheus metrics from plain counters, rendered in the text exposition format.
+
+Hand-rolled instead of prometheus_client: that library guards every increment with a lock
+(it is written for threads), while a statebridge worker is one event loop, where a dict
+update is already atomic. The text format is small (version 0.0.4), and what we expose is
+a handful of families.
+
+Label values are bounded: routes are templates (`/users/{user_id}`, never the raw path),
+methods and statuses are few, caches and stores are named in code.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# seconds; covers a cached read (sub-millisecond) to a request stuck behind a dead database
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def labels(**pairs: str) -> str:
+    return "{" + ",".join(f'{name}="{escape(value)}"' for name, value in pairs.items()) + "}"
+
+
+def number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+class Histogram:
+    """Bucket counts (not yet cumulative), a sum and a count."""
+
+    __slots__ = ("count", "counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+
+class Metrics:
+    """The counters of one process. Observing is a few dict operations, nothing more."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[tuple[str, str], Histogram] = {}
+        self.in_flight = 0
+        self.store_errors: dict[str, int] = {}
+        self.cache: dict[tuple[str, str], int] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in HTTP_METHODS:
+            method = "OTHER"
+        key = (route, method, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        histogram = self.latency.get((route, method))
+        if histogram is None:
+            histogram = self.latency[(route, method)] = Histogram()
+        histogram.observe(seconds)
+
+    def store_error(self, store: str) -> None:
+        """A session/database store failed: Redis fell back, or a request got 503."""
+        self.store_errors[store] = self.store_errors.get(store, 0) + 1
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        key = (cache, "hit" if hit else "miss")
+        self.cache[key] = self.cache.get(key, 0) + 1
+
+    def render(self, gauges: Iterable[tuple[str, str, str, float]] = ()) -> str:
+        """The exposition text; `gauges` are (name, help, labels, value) read at scrape time."""
+        out: list[str] = []
+        family(out, "statebridge_http_requests_total", "counter", "HTTP requests answered")
+        for (route, method, status), value in sorted(self.requests.items()):
+            out.append(
+                f"statebridge_http_requests_total"
+                f"{labels(route=route, method=method, status=str(status))} {value}"
+            )
+        family(
+            out,
+            "statebridge_http_request_duration_seconds",
+            "histogram",
+            "Time from the request's arrival to the end of its response",
+        )
+        for (route, method), histogram in sorted(self.latency.items()):
+            name = "statebridge_http_request_duration_seconds"
+            cumulative = 0
+            for bound, count in zip((*BUCKETS, math.inf), histogram.counts, strict=True):
+                cumulative += count
+                bucket = labels(route=route, method=method, le=number(bound))
+                out.append(f"{name}_bucket{bucket} {cumulative}")
+            pair = labels(route=route, method=method)
+            out.append(f"{name}_sum{pair} {number(histogram.total)}")
+            out.append(f"{name}_count{pair} {histogram.count}")
+        family(out, "statebridge_http_requests_in_flight", "gauge", "Requests being answered")
+        out.append(f"statebridge_http_requests_in_flight {self.in_flight}")
+        family(
+            out,
+            "statebridge_store_errors_total",
+            "counter",
+            "Failed calls to a backing store (redis: served from PostgreSQL instead; "
+            "database: answered 503)",
+        )
+        for store in sorted({"redis", "database", *self.store_errors}):
+            out.append(
+                f"statebridge_store_errors_total{labels(store=store)} "
+                f"{self.store_errors.get(store, 0)}"
+            )
+        family(out, "statebridge_cache_requests_total", "counter", "Cache lookups by result")
+        for (cache, result), value in sorted(self.cache.items()):
+            out.append(
+                f"statebridge_cache_requests_total{labels(cache=cache, result=result)} {value}"
+            )
+        last = ""
+        for name, help_text, label_text, reading in gauges:
+            if name != last:
+                family(out, name, "gauge", help_text)
+                last = name
+            out.append(f"{name}{label_text} {number(reading)}")
+        return "\n".join(out) + "\n"
+
+
+def family(out: list[str], name: str, kind: str, help_text: str) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+
+
+METRICS = Metrics()
+"""This process's metrics (forked workers each start from an empty copy)."""
