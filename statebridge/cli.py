@@ -13,8 +13,8 @@ from statebridge import __version__
 from statebridge.bench.cli import bench as bench_command  # light: it imports lazily
 from statebridge.config import Settings
 from statebridge.deploy.cli import deploy_app
+from statebridge.errors import StartupError
 from statebridge.migrate import commands as migrate_commands  # light: commands import lazily
-from statebridge.services import StartupError
 
 app = typer.Typer(
     help="statebridge: the Phase 1 stateless/stateful API as a production server.\n\n"
@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")

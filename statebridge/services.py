@@ -23,15 +23,12 @@ from statebridge.config import Settings
 from statebridge.counters import Counters, RedisCounters, SqlCounters
 from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
+from statebridge.errors import StartupError as StartupError
 from statebridge.sessions.redis import RedisSessionStore
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime, SessionStore
 
 log = logging.getLogger("statebridge")
-
-
-class StartupError(Exception):
-    """A configuration problem worth one clear line, not a traceback."""
 
 
 @dataclass

@@ -54,13 +54,13 @@ def encoder(column: sa.Column[Any]) -> Callable[[Any], Any]:
     return lambda value: value
 
 
-def decoder(column: sa.Column[Any], postgres: bool) -> Callable[[Any], Any]:
-    """The inverse of `encoder`, for the target's driver (COPY takes JSON as text)."""
+def decoder(column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """The inverse of `encoder`, in the forms `load_rows` takes (JSON as text)."""
     if isinstance(column.type, sa.DateTime):
         return lambda value: None if value is None else datetime.fromisoformat(value)
     if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Integer):
         return lambda value: None if value is None else Decimal(value)
-    if isinstance(column.type, sa.JSON) and postgres:
+    if isinstance(column.type, sa.JSON):
         return lambda value: None if value is None else orjson.dumps(value).decode()
     return lambda value: value
 

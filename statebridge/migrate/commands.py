@@ -194,7 +194,9 @@ def export(
 
 
 def backup(
-    out: Annotated[Path, typer.Argument(help="The backup file (`.gz` compresses it)")],
+    out: Annotated[
+        Path, typer.Argument(help="The backup file (`.gz` compresses it; '-' standard output)")
+    ],
 ) -> None:
     """Write a consistent logical backup of every table and the live sessions."""
     from statebridge.migrate.backup import backup as make_backup
@@ -203,7 +205,7 @@ def backup(
     settings = load_settings()
     with Bars() as bars:
         report = run(make_backup(settings, out, bars))
-    typer.echo(report.summary())
+    typer.echo(report.summary(), err=str(out) == "-")
 
 
 def restore(

@@ -1,131 +1,50 @@
 """`statebridge migrate data`: Phase 1's users and products into the catalog tables.
 
-Each source is streamed into a temporary staging table (COPY on PostgreSQL), checked there
-with set-based queries (duplicates, emails that belong to another user), merged with one
-`INSERT ... SELECT ... ON CONFLICT` per table, and verified by reading the rows back and
-comparing each one's fingerprint with the source record's. All of it is one transaction:
-`--dry-run` and `--strict` roll it back, and a failure leaves the database as it was.
+Sources are resolved here, each table goes through `merge` (the fast path into an empty
+table, or staging, checks and one merge statement), and Phase 1's requestCount follows.
+All of it is one transaction: `--dry-run` and `--strict` roll it back, and a failure leaves
+the database as it was.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from redis.exceptions import RedisError
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statebridge.config import Settings
-from statebridge.db.tables import counters, products, users
+from statebridge.db.tables import counters
 from statebridge.migrate import sources
 from statebridge.migrate.database import (
     MigrateError,
-    create_temporary,
     dry_run_target,
     insert,
     is_postgres,
-    load_rows,
     open_engine,
     require_schema,
-    stream_rows,
+)
+from statebridge.migrate.merge import (
+    DataOptions,
+    Kind,
+    TableReport,
+    kinds,
+    load_directly,
+    plan,
+    reject_conflicts,
+    stage,
+    verify,
+    verify_whole,
+    write,
 )
 from statebridge.migrate.progress import Bars
-from statebridge.migrate.records import (
-    CENT,
-    MASK,
-    check_product,
-    check_user,
-    product_fingerprint,
-    user_fingerprint,
-)
 from statebridge.migrate.report import Problems
 from statebridge.migrate.sources import ArraySource
-from statebridge.timeutil import utcnow
 
-STAGE = sa.MetaData()
-JSON_TEXT = sa.Text().with_variant(JSONB(), "postgresql")
-
-
-def stage_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
-    return sa.Table(
-        name,
-        STAGE,
-        sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("id", sa.String(50), nullable=False),
-        *columns,
-        sa.Column("created_at", sa.DateTime()),
-        sa.Column("updated_at", sa.DateTime()),
-        sa.Column("digest", sa.BigInteger, nullable=False),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",  # streamed reads keep it busy until the transaction ends
-    )
-
-
-stage_users = stage_table(
-    "statebridge_stage_users",
-    sa.Column("name", sa.String(255), nullable=False),
-    sa.Column("email", sa.String(255), nullable=False),
-    sa.Column("preferences", JSON_TEXT, nullable=False),
-)
-stage_products = stage_table(
-    "statebridge_stage_products",
-    sa.Column("name", sa.String(255), nullable=False),
-    sa.Column("price", sa.Numeric(10, 2), nullable=False),
-    sa.Column("category", sa.String(100), nullable=False),
-)
-
-
-def user_row_fingerprint(row: Any) -> int:
-    """From (id, name, email, preferences as JSON text): decoded here, faster than the
-    driver's JSON codec."""
-    preferences = orjson.loads(row[3]) if row[3] else {}
-    return user_fingerprint(row[0], row[1], row[2], preferences)
-
-
-def product_row_fingerprint(row: Any) -> int:
-    """From (id, name, price, category)."""
-    return product_fingerprint(row[0], row[1], Decimal(row[2]).quantize(CENT), row[3])
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How one catalog table is staged, checked, merged and verified."""
-
-    name: str
-    target: sa.Table
-    stage: sa.Table
-    fields: tuple[str, ...]  # Phase 1's keys besides id: compared, and overwritten by --force
-    check: Callable[[int, Any], Any]
-    fingerprint: Callable[[Any], int]
-
-
-def kinds(settings: Settings) -> tuple[Kind, Kind]:
-    limit = settings.max_preferences_bytes
-    return (
-        Kind(
-            "users",
-            users,
-            stage_users,
-            ("name", "email", "preferences"),
-            lambda pos, record: check_user(pos, record, limit),
-            user_row_fingerprint,
-        ),
-        Kind(
-            "products",
-            products,
-            stage_products,
-            ("name", "price", "category"),
-            check_product,
-            product_row_fingerprint,
-        ),
-    )
+__all__ = ["DataOptions", "DataReport", "DataSources", "migrate_data"]
 
 
 @dataclass(frozen=True)
@@ -164,39 +83,6 @@ class DataSources:
         )
 
 
-@dataclass(frozen=True)
-class DataOptions:
-    force: bool = False
-    dry_run: bool = False
-    strict: bool = False
-
-
-@dataclass
-class Verification:
-    """Do the valid source records now match the database, row for row?"""
-
-    expected: int = 0  # valid source records
-    found: int = 0  # of them, rows present in the database
-    matching: int = 0  # of them, rows equal to the source in Phase 1's keys
-    source_checksum: str = ""
-    database_checksum: str = ""
-    ok: bool = False
-
-
-@dataclass
-class TableReport:
-    table: str
-    source: str
-    read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    skipped: int = 0  # already present: identical, or different and kept (no --force)
-    kept_different: int = 0
-    invalid: int = 0
-    verification: Verification | None = None
-    _source_sum: int = 0  # left out of reports: the checksum shows it
-
-
 @dataclass
 class DataReport:
     database: str
@@ -219,10 +105,6 @@ class DataReport:
         if self.aborted:
             return False
         return all(t.verification is None or t.verification.ok for t in self.tables)
-
-
-def checksum(value: int) -> str:
-    return f"{value & MASK:016x}"
 
 
 async def migrate_data(
@@ -283,19 +165,26 @@ async def run(
     bars: Bars,
 ) -> None:
     staged: list[tuple[Kind, TableReport]] = []
+    loaded: list[tuple[Kind, TableReport]] = []
     user_kind, product_kind = kinds(settings)
     for kind, source in ((user_kind, data_sources.users), (product_kind, data_sources.products)):
         if source is None:
             continue
         table = TableReport(kind.name, source.describe())
         report.tables.append(table)
+        if not options.dry_run and await load_directly(
+            conn, kind, source, table, report.problems, bars
+        ):
+            loaded.append((kind, table))
+            continue
         await stage(conn, kind, source, table, report.problems, bars)
-        if table.read == 0:
-            report.warnings.append(f"no {kind.name} found at {source.describe()}")
         with bars.step(f"checking {kind.name}"):
             await reject_conflicts(conn, kind, source, table, report.problems, options.force)
             await plan(conn, kind, table, options)
         staged.append((kind, table))
+    for kind, table in loaded + staged:
+        if table.read == 0:
+            report.warnings.append(f"no {kind.name} found at {table.source}")
     if options.strict and report.problems.count:
         report.aborted = True
         return
@@ -303,183 +192,14 @@ async def run(
         report.request_count = await import_request_count(conn, data_sources.export, options)
     if options.dry_run:
         return
+    for kind, table in loaded:
+        with bars.step(f"verifying {kind.name}"):
+            table.verification = await verify_whole(conn, kind, table)
     for kind, table in staged:
         with bars.step(f"writing {kind.name}"):
             await write(conn, kind, options)
         with bars.step(f"verifying {kind.name}"):
             table.verification = await verify(conn, kind, table, options)
-
-
-async def stage(
-    conn: AsyncConnection,
-    kind: Kind,
-    source: ArraySource,
-    table: TableReport,
-    problems: Problems,
-    bars: Bars,
-) -> None:
-    """Stream the source's valid records into the staging table; count and report the rest."""
-    await create_temporary(conn, kind.stage)
-    advance = bars.counter(f"reading {source.label}", sources.file_size(source.path), "bytes")
-
-    def rows() -> Iterator[Any]:
-        check, read, total = kind.check, 0, 0
-        for read, record in enumerate(sources.iter_items(source.path, source.prefix, advance), 1):
-            row = check(read - 1, record)
-            if type(row) is str:
-                table.invalid += 1
-                problems.add(source.where(read - 1), row, record_id(record))
-                continue
-            total += row.digest
-            yield row
-        table.read = read
-        table._source_sum = total
-
-    await load_rows(conn, kind.stage, list(kind.stage.c.keys()), rows())
-    if is_postgres(conn):
-        await conn.execute(sa.text(f"ANALYZE {kind.stage.name}"))
-    elif kind.name == "users":
-        await conn.execute(
-            sa.text(f"CREATE INDEX {kind.stage.name}_email ON {kind.stage.name} (lower(email))")
-        )
-
-
-def record_id(record: Any) -> Any:
-    return record.get("id") if isinstance(record, dict) else None
-
-
-async def reject_conflicts(
-    conn: AsyncConnection,
-    kind: Kind,
-    source: ArraySource,
-    table: TableReport,
-    problems: Problems,
-    force: bool,
-) -> None:
-    """Drop from staging what cannot be written: repeated ids and emails, taken emails."""
-    stage = kind.stage
-    rejected: dict[int, tuple[str, str, int]] = {}
-
-    def repeated(key: sa.ColumnElement[Any]) -> sa.Select[Any]:
-        """Rows whose key an earlier row already has (a hash aggregate, no sort)."""
-        firsts = (
-            sa.select(key.label("key"), sa.func.min(stage.c.pos).label("first"))
-            .group_by(key)
-            .having(sa.func.count() > 1)
-            .subquery()
-        )
-        return (
-            sa.select(stage.c.pos, stage.c.id, stage.c.digest, firsts.c.first)
-            .join(firsts, firsts.c.key == key)
-            .where(stage.c.pos != firsts.c.first)
-        )
-
-    checks: list[tuple[sa.Select[Any], Callable[[Any], str]]] = [
-        (repeated(stage.c.id), lambda row: f"duplicate id (first at {source.where(row.first)})")
-    ]
-    if kind.name == "users":
-        email = sa.func.lower(stage.c.email)
-        checks.append(
-            (repeated(email), lambda row: f"duplicate email (first at {source.where(row.first)})")
-        )
-        # only rows that will be written can collide: new ids, and changed rows under --force
-        current = users.alias("current")
-        same = current.c.id == stage.c.id
-        writable = (
-            ~sa.exists().where(same, ~differs(kind, current, stage.c))
-            if force
-            else ~sa.exists().where(same)
-        )
-        taken = (
-            sa.select(stage.c.pos, stage.c.id, stage.c.digest, users.c.id.label("owner"))
-            .join(users, sa.func.lower(users.c.email) == email)
-            .where(users.c.id != stage.c.id, writable)
-        )
-        checks.append((taken, lambda row: f"email already belongs to user {row.owner}"))
-    for query, reason in checks:
-        result = await conn.stream(query)
-        async for row in result:
-            if row.pos not in rejected:
-                rejected[row.pos] = (row.id, reason(row), row.digest)
-        await result.close()
-    for pos in sorted(rejected):
-        row_id, why, digest = rejected[pos]
-        problems.add(source.where(pos), why, row_id)
-        table.invalid += 1
-        table._source_sum -= digest
-    positions = sorted(rejected)
-    for start in range(0, len(positions), 1000):
-        batch = positions[start : start + 1000]
-        await conn.execute(sa.delete(stage).where(stage.c.pos.in_(batch)))
-
-
-def differs(kind: Kind, left: Any, right: Any) -> sa.ColumnElement[bool]:
-    return sa.or_(*(left.c[name].is_distinct_from(right[name]) for name in kind.fields))
-
-
-async def plan(conn: AsyncConnection, kind: Kind, table: TableReport, options: DataOptions) -> None:
-    """What the merge will do, counted before it does it (all that `--dry-run` runs)."""
-    stage, target = kind.stage, kind.target
-    different = sa.case((sa.and_(target.c.id.is_not(None), differs(kind, target, stage.c)), 1))
-    query = sa.select(
-        sa.func.count(), sa.func.count(target.c.id), sa.func.count(different)
-    ).select_from(stage.outerjoin(target, target.c.id == stage.c.id))
-    staged, existing, changed = (await conn.execute(query)).one()
-    table.inserted = staged - existing
-    if options.force:
-        table.updated = changed
-        table.skipped = existing - changed
-    else:
-        table.kept_different = changed
-        table.skipped = existing
-
-
-async def write(conn: AsyncConnection, kind: Kind, options: DataOptions) -> None:
-    stage, target = kind.stage, kind.target
-    columns = ["id", *kind.fields, "created_at", "updated_at"]
-    statement = insert(conn, target).from_select(
-        columns, sa.select(*(stage.c[name] for name in columns)).where(sa.true())
-    )
-    if not options.force:
-        await conn.execute(statement.on_conflict_do_nothing(index_elements=[target.c.id]))
-        return
-    excluded = statement.excluded
-    overwrite: dict[str, Any] = {name: excluded[name] for name in kind.fields}
-    overwrite["created_at"] = sa.func.coalesce(excluded.created_at, target.c.created_at)
-    overwrite["updated_at"] = sa.func.coalesce(excluded.updated_at, utcnow())
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[target.c.id], set_=overwrite, where=differs(kind, target, excluded)
-        )
-    )
-
-
-async def verify(
-    conn: AsyncConnection, kind: Kind, table: TableReport, options: DataOptions
-) -> Verification:
-    """Read every staged record's row back and compare fingerprints, one by one."""
-    stage, target = kind.stage, kind.target
-    columns = [
-        sa.cast(target.c[name], sa.Text).label(name) if name == "preferences" else target.c[name]
-        for name in kind.fields
-    ]
-    query = sa.select(target.c.id, *columns, stage.c.digest).join(stage, stage.c.id == target.c.id)
-    result = Verification(
-        expected=(await conn.execute(sa.select(sa.func.count()).select_from(stage))).scalar_one()
-    )
-    database_sum = 0
-    fingerprint = kind.fingerprint
-    async for batch in stream_rows(conn, query):
-        for row in batch:
-            value = fingerprint(row)
-            database_sum += value
-            result.found += 1
-            result.matching += value == row[-1]
-    result.source_checksum = checksum(table._source_sum)
-    result.database_checksum = checksum(database_sum)
-    allowed = 0 if options.force else table.kept_different
-    result.ok = result.found == result.expected and result.matching == result.expected - allowed
-    return result
 
 
 def read_request_count(path: Path) -> int | None:

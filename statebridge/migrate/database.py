@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
 from pathlib import Path
@@ -89,21 +89,38 @@ def chunks(rows: Iterable[Any], size: int) -> Iterable[list[Any]]:
         yield batch
 
 
+def sqlite_value(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+    """How a value is bound for SQLite, the way SQLAlchemy would store it (times in its
+    text format, decimals as text that the NUMERIC affinity turns into numbers)."""
+    if isinstance(column.type, sa.DateTime):
+        return lambda value: None if value is None else f"{value:%Y-%m-%d %H:%M:%S.%f}"
+    if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Integer):
+        return lambda value: None if value is None else str(value)
+    return None
+
+
 async def load_rows(
     conn: AsyncConnection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """Append `rows` (tuples in `columns` order) to `table`, streaming.
-
-    On PostgreSQL, JSON columns take JSON text and the rows go through COPY; on SQLite,
-    through SQLAlchemy's executemany so that column types convert as everywhere else."""
+    """Append `rows` (tuples in `columns` order; JSON columns as JSON text) to `table`,
+    streaming: binary COPY on PostgreSQL, batched executemany of plain tuples on SQLite."""
     if is_postgres(conn):
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
         return
-    statement = sa.insert(table)
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = ", ".join("?" for _ in columns)
+    statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    converters = [(index, sqlite_value(table.c[name])) for index, name in enumerate(columns)]
+    converting = [(index, convert) for index, convert in converters if convert is not None]
     for batch in chunks(rows, BATCH):
-        await conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in batch])
+        if converting:
+            batch = [list(row) for row in batch]
+            for row in batch:
+                for index, convert in converting:
+                    row[index] = convert(row[index])
+        await conn.exec_driver_sql(statement, [tuple(row) for row in batch])
 
 
 async def create_temporary(conn: AsyncConnection, table: sa.Table) -> None:

@@ -35,6 +35,14 @@ def connect(settings: Settings) -> Redis | None:
     return connect_redis(settings.redis_url)
 
 
+async def require(redis: Redis) -> None:
+    """Fail early, in one line, when Redis is configured but unreachable."""
+    try:
+        await redis.ping()
+    except RedisError as exc:
+        raise MigrateError(f"cannot reach Redis at REDIS_URL: {exc}") from None
+
+
 class RedisOverlay:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis

@@ -156,6 +156,8 @@ async def restore(
     report = RestoreReport(str(path))
     redis = live.connect(settings)
     try:
+        if redis is not None:  # checked first: after the commit Redis must take the sessions
+            await live.require(redis)
         async with open_engine(settings, create=True) as engine:
             with open_binary(path) as stream:
                 backup = BackupFile(stream, path.name)
@@ -206,7 +208,7 @@ async def load_tables(
         unknown = set(columns) - set(table.c.keys())
         if unknown:
             raise MigrateError(f"{backup.name}: {table.name} has unknown columns {unknown}")
-        decoders = [decoder(table.c[name], postgres) for name in columns]
+        decoders = [decoder(table.c[name]) for name in columns]
         advance = bars.counter(f"restoring {table.name}", start.get("rows"))
         end: dict[str, Any] = {}
         rows = decoded_rows(backup, table.name, decoders, end, advance)
