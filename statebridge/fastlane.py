@@ -140,7 +140,12 @@ class FastLane:
                 self.by_class[key] = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = self.lanes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        lane = None
+        if scope["type"] == "http":
+            path, root = scope["path"], scope.get("root_path")
+            if root and path.startswith(root):  # as Starlette's routing sees it
+                path = path[len(root) :]
+            lane = self.lanes.get((scope["method"], path))
         if lane is None:
             await self.app(scope, receive, send)
             return

@@ -27,10 +27,23 @@ def _status_kib() -> dict[str, int]:
     return fields
 
 
+_cached: tuple[float, dict[str, int]] = (-1.0, {})
+
+
 def memory() -> dict[str, int]:
     """Node's `process.memoryUsage()` keys, filled from what Linux reports for this process:
     rss = VmRSS, heapTotal = VmData, heapUsed = RssAnon, external = RssFile,
-    arrayBuffers = RssShmem."""
+    arrayBuffers = RssShmem. Read at most once a second: /health is polled hard."""
+    global _cached
+    now = time.monotonic()
+    if now - _cached[0] < 1.0:
+        return dict(_cached[1])
+    figures = _read_memory()
+    _cached = (now, figures)
+    return dict(figures)
+
+
+def _read_memory() -> dict[str, int]:
     status = _status_kib()
     rss = status.get("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {

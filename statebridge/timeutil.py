@@ -16,7 +16,7 @@ def js_iso(moment: datetime) -> str:
     """`Date.prototype.toISOString()`: `2026-11-29T14:31:36.186Z`."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def js_now() -> str:

@@ -89,6 +89,9 @@ def test_100_concurrent_visits_count_exactly_100(pair: tuple[Server, Server]) ->
     urls = [server.stateful_url for server in pair]
     session_id = new_session(urls[0])
     responses = asyncio.run(_spread(urls, "/demonstrate/stateful", session_id, 100))
+    assert [r.status_code for r in responses].count(200) == 100, [
+        r.text for r in responses if r.status_code != 200
+    ][:3]
     visits = sorted(r.json()["data"]["visitCount"] for r in responses)
     assert visits == list(range(1, 101))
     session = httpx.get(f"{urls[0]}/session", headers={"Session-ID": session_id}).json()

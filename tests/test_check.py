@@ -342,6 +342,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.phase1
 def test_phase1_fails_only_p2_rows(phase1: tuple[str, str]) -> None:
     stateless, stateful = phase1
     result = run_check("--stateless-url", stateless, "--stateful-url", stateful, "--json")

@@ -84,7 +84,11 @@ class AccessLog:
         status: int,
         seconds: float,
         has_session: bool,
+        client: str = "",
+        scheme: str = "http",
     ) -> None:
+        """`client` and `scheme` are the proxy's view when it is trusted
+        (STATEBRIDGE_FORWARDED_ALLOW_IPS), the socket's otherwise."""
         line = orjson.dumps(
             {
                 "ts": iso_now(),
@@ -96,6 +100,8 @@ class AccessLog:
                 "status": status,
                 "durationMs": round(seconds * 1000, 3),
                 "session": has_session,
+                "client": client,
+                "scheme": scheme,
                 "instance": self.instance_id,
             },
             option=orjson.OPT_APPEND_NEWLINE,

@@ -111,6 +111,14 @@ class ObservabilityMiddleware:
             method = scope.get("method", "")
             metrics.observe_request(route, method, status, seconds)
             if self.access_log is not None:
+                client = scope.get("client")
                 self.access_log.write(
-                    request_id.decode(), method, route, status, seconds, has_session
+                    request_id.decode(),
+                    method,
+                    route,
+                    status,
+                    seconds,
+                    has_session,
+                    client[0] if client else "",
+                    scope.get("scheme", "http"),
                 )

@@ -178,15 +178,15 @@ class RedisSessionStore:
         if self.available:
             try:
                 session = await self._get_cached(session_id)
+                complete = session is not None or bool(await self.redis.exists(MARKER))
                 await self._recovered()
             except RedisError as exc:
                 self._failed(exc)
             else:
                 METRICS.cache_lookup("sessions", session is not None)
-                if session is not None:
+                if complete:
+                    # a hit, or a miss while Redis holds every live session: it is gone
                     return session
-                if await self.redis.exists(MARKER):
-                    return None  # Redis holds every live session: this one is gone
                 self.warm_in_background()
         session = await self.sql.get(session_id)
         if session is not None:
