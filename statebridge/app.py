@@ -16,7 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -79,7 +79,13 @@ _last_outage_log = [0.0]
 
 
 async def store_unavailable(_request: Request, exc: Exception) -> Response:
-    """503, counted; logged at most once a second, so an outage does not flood the log."""
+    """503, counted; logged at most once a second, so an outage does not flood the log.
+
+    A database error caused by the data rather than the connection is not an outage."""
+    if isinstance(exc, DataError):
+        return error(400, "Validation failed", [{"field": "body", "message": "Value not storable"}])
+    if isinstance(exc, IntegrityError):
+        return error(409, "Conflicting change, try again")
     METRICS.store_error("redis" if isinstance(exc, RedisError) else "database")
     now = time.monotonic()
     if now - _last_outage_log[0] >= 1.0:
