@@ -130,6 +130,22 @@ def test_request_count_is_shared_by_every_instance(pair: tuple[Server, Server]) 
     assert health["requestCount"] >= after
 
 
+def test_concurrent_request_numbers_are_each_handed_out_once(
+    pair: tuple[Server, Server],
+) -> None:
+    """Batched INCRBY on each instance: 300 concurrent /info get 300 distinct, gapless numbers."""
+    urls = [server.stateless_url for server in pair]
+
+    async def infos() -> list[int]:
+        limits = httpx.Limits(max_connections=60)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            answers = await asyncio.gather(*[client.get(f"{urls[i % 2]}/info") for i in range(300)])
+        return sorted(answer.json()["data"]["requestCount"] for answer in answers)
+
+    numbers = asyncio.run(infos())
+    assert numbers == list(range(numbers[0], numbers[0] + 300))
+
+
 def test_flushdb_loses_no_session_and_no_cart(pair: tuple[Server, Server], redis_url: str) -> None:
     first, second = pair
     session_id = new_session(first.stateful_url)
