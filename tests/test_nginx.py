@@ -592,3 +592,15 @@ def test_losing_an_instance_loses_no_acknowledged_request(
     assert acknowledged <= final <= acknowledged + unknown
     if sig == signal.SIGTERM:  # a graceful stop finishes what it started: nothing in doubt
         assert final == acknowledged
+
+
+def test_metrics_are_not_served_through_the_proxy(
+    proxy: Proxy, instances: list[Server], client: httpx.Client
+) -> None:
+    """Prometheus scrapes the instances directly; the public proxy answers 404."""
+    through = client.get(f"{proxy.https_url}/metrics")
+    assert through.status_code == 404
+    assert through.json()["message"] == "Endpoint not found"
+    direct = httpx.get(f"{instances[0].url}/metrics")
+    assert direct.status_code == 200
+    assert "statebridge_" in direct.text
