@@ -60,12 +60,11 @@ def drop_pg_database(name: str) -> None:
     _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A dedicated Redis db number, flushed before and after the run."""
+def flushed_redis_db(db: int) -> Iterator[str]:
+    """The URL of Redis db `db`, flushed before and after (skips when Redis is down)."""
     import redis
 
-    url = f"{REDIS_BASE_URL}/{REDIS_TEST_DB}"
+    url = f"{REDIS_BASE_URL}/{db}"
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
@@ -74,6 +73,12 @@ def redis_url() -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A dedicated Redis db number, flushed before and after the run."""
+    yield from flushed_redis_db(REDIS_TEST_DB)
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-import redis
 
-from tests.conftest import REDIS_BASE_URL, drop_pg_database, new_pg_database
+from tests.conftest import drop_pg_database, flushed_redis_db, new_pg_database
 from tests.servers import clean_env
 
 PHASE1 = Path(__file__).resolve().parents[2] / "shared" / "phase1"
@@ -98,15 +97,7 @@ def pg_env() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def redis_env() -> Iterator[str]:
     """This module's own Redis db number, flushed before and after."""
-    url = f"{REDIS_BASE_URL}/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except Exception as exc:
-        pytest.skip(f"Redis is not reachable at {url}: {exc}")
-    yield url
-    client.flushdb()
-    client.close()
+    yield from flushed_redis_db(REDIS_DB)
 
 
 @pytest.fixture

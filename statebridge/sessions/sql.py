@@ -80,12 +80,14 @@ class SqlSessionStore:
             (sessions.c.max_expires_at < sliding, sessions.c.max_expires_at), else_=sliding
         )
 
-    def _live(self, session_id: str, now: datetime) -> sa.ColumnElement[bool]:
+    def _alive(self, now: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(
-            sessions.c.id == session_id,
             sessions.c.expires_at > now - self.grace,
             sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
         )
+
+    def _live(self, session_id: str, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(sessions.c.id == session_id, self._alive(now))
 
     async def create(self, user_id: str, data: dict[str, Any]) -> Session:
         now = utcnow()
@@ -187,10 +189,7 @@ class SqlSessionStore:
     async def live_batches(self, size: int) -> AsyncIterator[list[Session]]:
         """Every live session, streamed in batches (for warming a cache)."""
         now = utcnow()
-        query = sa.select(*COLUMNS).where(
-            sessions.c.expires_at > now - self.grace,
-            sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
-        )
+        query = sa.select(*COLUMNS).where(self._alive(now))
         async with self.engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=size))
             async for rows in result.partitions(size):
