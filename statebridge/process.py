@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import resource
 import time
 
@@ -53,3 +54,17 @@ def _read_memory() -> dict[str, int]:
         "external": status.get("RssFile", 0),
         "arrayBuffers": status.get("RssShmem", 0),
     }
+
+
+def settle_heap() -> int:
+    """Park everything built at start-up where the garbage collector no longer walks it.
+
+    A full (generation 2) collection visits every tracked object, and after start-up that is
+    some 130,000 of them (FastAPI, SQLAlchemy, pydantic, the drivers): measured at 40-50 ms a
+    collection, and under load one ran about every second, stalling every request in flight
+    (the p99 of the Redis-backed GETs was 50 ms against a p90 of 8 ms). `gc.freeze()` moves
+    them to a permanent generation; later garbage is collected as before. Returns how many
+    objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from statebridge import granian_server
+from statebridge import granian_server, process
 from statebridge.app import Face, PortDispatcher, build_app
 from statebridge.config import Settings
 from statebridge.observability.logs import configure as configure_logging
@@ -97,6 +97,7 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
     try:
         faces = {listener.port: build_app(services, listener.face) for listener in listeners}
         dispatcher = PortDispatcher(faces, default=next(iter(faces.values())), on_shutdown=close)
+        process.settle_heap()
         if granian_server.chosen(os.environ.get("STATEBRIDGE_HTTP_SERVER")):
             log.info(
                 "statebridge %s ready: %s", services.instance_id, describe(settings, listeners)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from typing import Any
@@ -96,6 +97,14 @@ async def gauges(services: Services) -> list[tuple[str, str, str, float]]:
     )
     values.append(
         ("process_resident_memory_bytes", "Resident set size", "", process.memory()["rss"])
+    )
+    values.append(
+        (
+            "statebridge_gc_frozen_objects",
+            "Objects built at start-up and kept out of garbage collection (gc.freeze)",
+            "",
+            gc.get_freeze_count(),
+        )
     )
     values.append(("process_start_time_seconds", "Start time, Unix epoch", "", STARTED_AT))
     values.append(("process_open_fds", "Open file descriptors", "", open_fds()))

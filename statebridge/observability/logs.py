@@ -1,12 +1,15 @@
 """Structured logs: one JSON object per line, on stderr for events, stdout for requests.
 
-The access log is written by hand (orjson, one `os.write` per request) rather than through
-`logging`: no record objects, no handler lock, and a line short enough (< PIPE_BUF) that
-lines of forked workers sharing one pipe never interleave.
+The access log is written by hand (orjson) rather than through `logging`: no record objects,
+no handler lock. Lines written in the same event-loop turn go out together at the end of
+the turn, in `os.write` calls of whole lines and at most PIPE_BUF bytes each, so lines of
+forked workers sharing one pipe never interleave (one write per request cost about a fifth
+of a small GET's time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -17,6 +20,7 @@ from typing import Any
 import orjson
 
 STDOUT = 1
+PIPE_BUF = 4096  # POSIX: a pipe write up to this size is atomic
 
 
 def iso_now() -> str:
@@ -75,6 +79,7 @@ class AccessLog:
     def __init__(self, instance_id: str, fd: int = STDOUT) -> None:
         self.instance_id = instance_id
         self.fd = fd
+        self._pending: list[bytes] = []
 
     def write(
         self,
@@ -106,5 +111,26 @@ class AccessLog:
             },
             option=orjson.OPT_APPEND_NEWLINE,
         )
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop: write at once
+                self._write(line)
+                return
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        """Write the lines waiting, whole, in writes of at most PIPE_BUF bytes."""
+        lines, self._pending = self._pending, []
+        chunk = b""
+        for line in lines:
+            if chunk and len(chunk) + len(line) > PIPE_BUF:
+                self._write(chunk)
+                chunk = b""
+            chunk += line
+        if chunk:
+            self._write(chunk)
+
+    def _write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):  # a closed log pipe must not fail the request
-            os.write(self.fd, line)
+            os.write(self.fd, data)
