@@ -1,4 +1,4 @@
-"""The three faces of statebridge, and the dispatcher that serves them from one process.
+"""The three faces of statebridge, and the front that serves them from one process.
 
 - combined (port 8000): the stateless API at the root, both under /api/stateless and /api/stateful
 - stateless (port 3001): Phase 1's stateless server at the root
@@ -19,16 +19,15 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from statebridge import __version__
+from statebridge.cors import Cors
 from statebridge.envelope import ApiError, error
+from statebridge.front import Front
 from statebridge.observability.health import router as health_router
 from statebridge.observability.logs import AccessLog
 from statebridge.observability.metrics import METRICS
-from statebridge.observability.middleware import ObservabilityMiddleware
 from statebridge.services import Services
 from statebridge.sessions.store import StoreUnavailable
 from statebridge.stateful.routes import router as stateful_router
@@ -96,8 +95,8 @@ async def store_unavailable(_request: Request, exc: Exception) -> Response:
     return response
 
 
-async def internal_error(_request: Request, exc: Exception) -> Response:
-    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+async def internal_error(_request: Request, _exc: Exception) -> Response:
+    """The answer; the front logs the error with its route and request id."""
     return error(500, "Internal server error")
 
 
@@ -128,65 +127,35 @@ def build_app(services: Services, face: Face) -> FastAPI:
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
-    from statebridge.fastlane import FastLane
-
-    app.add_middleware(FastLane, api=app)  # innermost: the hot routes skip FastAPI's routing
-    origins = services.settings.cors_origins
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_credentials="*" not in origins,
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "Session-ID", "Client-ID", "X-Request-ID"],
-        expose_headers=["Session-ID", "X-Instance-ID", "X-Request-ID"],
-    )
-    settings = services.settings
-    app.add_middleware(
-        ObservabilityMiddleware,
-        metrics=METRICS,
-        access_log=AccessLog(services.instance_id) if settings.access_log else None,
-        session_cookie=settings.session_cookie_name.encode() if settings.session_cookie else None,
-    )
-    from statebridge.middleware import HeadersMiddleware
-
-    app.add_middleware(HeadersMiddleware, instance_id=services.instance_id)
     return app
 
 
-class PortDispatcher:
-    """One ASGI app for every listener: the local port picks the face."""
-
-    def __init__(
-        self,
-        faces: Mapping[int, ASGIApp],
-        default: ASGIApp,
-        on_shutdown: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self.faces = faces
-        self.default = default
-        # runs at lifespan shutdown: after in-flight requests finish, before the process ends
-        # (uvicorn re-raises SIGTERM once serve() returns, so code after it never runs)
-        self.on_shutdown = on_shutdown
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        server = scope.get("server")
-        app = self.faces.get(server[1], self.default) if server else self.default
-        path: str = scope.get("path", "")
-        if len(path) > 1 and path.endswith("/"):
-            # Express routes `/users/` as `/users`; FastAPI would answer a 307 instead
-            scope = {**scope, "path": path.rstrip("/") or "/"}
-        await app(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if self.on_shutdown is not None:
-                    await self.on_shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+def build_front(
+    services: Services,
+    faces: Mapping[int, Face],
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> Front:
+    """One ASGI app for every listener (port -> face); the first face answers unknown ports."""
+    apps = {port: build_app(services, face) for port, face in faces.items()}
+    settings = services.settings
+    return Front(
+        apps,
+        default=next(iter(apps.values())),
+        instance_id=services.instance_id,
+        metrics=METRICS,
+        access_log=AccessLog(services.instance_id) if settings.access_log else None,
+        cors=Cors(
+            settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Content-Type",
+                "Authorization",
+                "Session-ID",
+                "Client-ID",
+                "X-Request-ID",
+            ],
+            expose_headers=["Session-ID", "X-Instance-ID", "X-Request-ID"],
+        ),
+        session_cookie=settings.session_cookie_name if settings.session_cookie else None,
+        on_shutdown=on_shutdown,
+    )

@@ -11,8 +11,9 @@ the same function runs with the same arguments in the same order, and an excepti
 the same handler the app registered. Anything else (path parameters, HEAD, a path shadowed
 by an earlier pattern, an unknown path) falls through to FastAPI untouched.
 
-It is installed as the innermost middleware, so CORS, the security headers, metrics and the
-access log see every request the same way, whichever path served it.
+The front (statebridge/front.py) asks here first, and wraps both paths in the same CORS,
+security headers, metrics and access log, so every request is seen the same way whichever
+path served it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 Handler = Callable[[Request, Exception], Any]
 
@@ -125,11 +126,11 @@ def lanes_of(app: FastAPI) -> dict[tuple[str, str], Lane]:
     return table
 
 
-class FastLane:
-    """ASGI middleware: serve the planned routes directly, pass everything else on."""
+class FastLanes:
+    """The planned routes of one app, and how to answer them directly."""
 
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
         self.lanes = lanes_of(api)
         self.by_class: dict[type[BaseException], Handler] = {}
         self.by_status: dict[int, Handler] = {}
@@ -139,16 +140,16 @@ class FastLane:
             elif key is not Exception:  # Starlette leaves that one to its outermost layer
                 self.by_class[key] = handler
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = None
-        if scope["type"] == "http":
-            path, root = scope["path"], scope.get("root_path")
-            if root and path.startswith(root):  # as Starlette's routing sees it
-                path = path[len(root) :]
-            lane = self.lanes.get((scope["method"], path))
-        if lane is None:
-            await self.app(scope, receive, send)
-            return
+    def find(self, scope: Scope) -> Lane | None:
+        path, root = scope["path"], scope.get("root_path")
+        if root and path.startswith(root):  # as Starlette's routing sees it
+            path = path[len(root) :]
+        return self.lanes.get((scope["method"], path))
+
+    async def answer(self, lane: Lane, scope: Scope, receive: Receive, send: Send) -> Response:
+        """The endpoint's response, or its registered handler's; an error no handler takes
+        is raised."""
+        scope["app"] = self.api  # as Starlette would set it (request.app)
         scope["route"] = lane.route
         scope["endpoint"] = lane.endpoint
         request = Request(scope, receive, send)
@@ -161,7 +162,7 @@ class FastLane:
                     values[argument.name] = await argument.call(request)
                 else:
                     values[argument.name] = argument.call(request)
-            response = await lane.endpoint(**values)
+            return await lane.endpoint(**values)
         except Exception as exc:
             handler = self.handler_for(exc)
             if handler is None:
@@ -169,7 +170,7 @@ class FastLane:
             response = handler(request, exc)
             if inspect.isawaitable(response):
                 response = await response
-        await response(scope, receive, send)
+            return response  # type: ignore[no-any-return]
 
     def handler_for(self, exc: Exception) -> Handler | None:
         if isinstance(exc, HTTPException) and exc.status_code in self.by_status:

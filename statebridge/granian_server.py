@@ -1,4 +1,4 @@
-"""Serve the port dispatcher with Granian, on the sockets statebridge already bound.
+"""Serve the front (statebridge/front.py) with Granian, on the sockets statebridge already bound.
 
 Granian parses and writes HTTP in Rust, off the Python thread; on the benchmark
 (BENCHMARKS.md) that lets one worker answer about twice the requests it answers under
@@ -71,7 +71,8 @@ DRAIN_SECONDS = 10.0
 class Adapter:
     """What Granian does differently from uvicorn, smoothed over for the app.
 
-    - It reports the local port as a string; ASGI (and PortDispatcher) want an int.
+    - It reports the local port as a string; ASGI (and the front, which picks the face by
+      port) want an int.
     - When an answer goes out before the request body was read (a 413 for a body over the
       limit), it closes the connection while the client is still sending, so the client
       sees a broken pipe instead of the 413. uvicorn reads and discards the rest; so does
@@ -142,7 +143,7 @@ async def serve(
             target=target(sock, host),
             address=host,
             port=sock.getsockname()[1],
-            interface=Interfaces.ASGINL,  # lifespan: the dispatcher has nothing to start
+            interface=Interfaces.ASGINL,  # lifespan: the front has nothing to start
             http=HTTPModes.http1,
             websockets=False,
             log_enabled=False,

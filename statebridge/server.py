@@ -21,7 +21,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from statebridge import granian_server, process
-from statebridge.app import Face, PortDispatcher, build_app
+from statebridge.app import Face, build_front
 from statebridge.config import Settings
 from statebridge.observability.logs import configure as configure_logging
 from statebridge.services import (
@@ -95,18 +95,18 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
     services.start_background()
     close = closer(services)
     try:
-        faces = {listener.port: build_app(services, listener.face) for listener in listeners}
-        dispatcher = PortDispatcher(faces, default=next(iter(faces.values())), on_shutdown=close)
+        faces = {listener.port: listener.face for listener in listeners}
+        front = build_front(services, faces, on_shutdown=close)
         process.settle_heap()
         if granian_server.chosen(os.environ.get("STATEBRIDGE_HTTP_SERVER")):
             log.info(
                 "statebridge %s ready: %s", services.instance_id, describe(settings, listeners)
             )
             sockets = [(listener.sock, settings.host) for listener in listeners]
-            await granian_server.serve(dispatcher, sockets, BACKLOG, settings.forwarded_allow_ips)
+            await granian_server.serve(front, sockets, BACKLOG, settings.forwarded_allow_ips)
             return
         config = uvicorn.Config(
-            dispatcher,
+            front,
             log_level=settings.log_level,
             access_log=False,  # statebridge writes its own JSON access log
             log_config=None,  # uvicorn's loggers propagate to statebridge's handler

@@ -10,6 +10,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from statebridge.app import build_app
 from statebridge.config import Settings
+from statebridge.cors import Cors
+from statebridge.front import Front
+from statebridge.observability.metrics import METRICS
 from statebridge.services import build_services
 
 
@@ -36,7 +39,15 @@ async def test_unexpected_errors_answer_in_the_envelope(
             raise raised
 
         app.add_api_route("/explode", explode)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        front = Front(
+            {80: app},
+            app,
+            instance_id="test",
+            metrics=METRICS,
+            access_log=None,
+            cors=Cors(["*"], ["GET"], [], []),
+        )
+        transport = httpx.ASGITransport(app=front, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.get("/explode", headers={"X-Request-ID": "boom-1"})
             assert response.status_code == status

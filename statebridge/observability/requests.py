@@ -1,0 +1,32 @@
+"""Request ids, the route label of a request, and the status of a client that went away."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from starlette.types import Scope
+
+from statebridge.observability.metrics import UNMATCHED
+
+SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
+CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
+
+
+def new_request_id() -> bytes:
+    return os.urandom(12).hex().encode("ascii")
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template, prefix included (`/api/stateful/cart/remove/{product_id}`),
+    never the raw path: label values stay bounded whatever clients send.
+
+    FastAPI >= 0.160 keeps included routes unflattened and records the full template in its
+    effective route context; older versions flatten them, so the route's own path is whole."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else UNMATCHED
