@@ -85,6 +85,57 @@ def test_200_concurrent_cart_adds_over_two_instances_sum_to_200(
     assert cart["total"] == round(200 * 19.99, 2)
 
 
+def test_concurrent_adds_on_many_sessions_each_see_their_own_increment(
+    pair: tuple[Server, Server],
+) -> None:
+    """Adds arriving together are batched per event-loop turn: each answer must still show
+    the cart just after its own add, as if the adds had run one at a time."""
+    urls = [server.stateful_url for server in pair]
+    sessions = [new_session(urls[i % 2]) for i in range(8)]
+    gone = new_session(urls[0])
+    assert httpx.delete(f"{urls[0]}/session", headers={"Session-ID": gone}).status_code == 200
+    products = ["prod001", "prod002", "prod003"]
+    plan = [(sessions[i % 8], products[i % 3]) for i in range(240)] + [(gone, "prod001")] * 20
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=60), timeout=30) as c:
+            calls = [
+                c.post(
+                    f"{urls[i % 2]}/cart/add",
+                    headers={"Session-ID": session_id},
+                    json={"productId": product, "quantity": 1},
+                )
+                for i, (session_id, product) in enumerate(plan)
+            ]
+            reads = [
+                c.get(f"{urls[i % 2]}/cart", headers={"Session-ID": sessions[i % 8]})
+                for i in range(40)
+            ]
+            return list(await asyncio.gather(*calls, *reads))
+
+    responses = asyncio.run(fire())
+    adds, reads = responses[: len(plan)], responses[len(plan) :]
+    assert [r.status_code for r in reads].count(200) == 40
+    seen: dict[tuple[str, str], list[int]] = {}
+    for (session_id, product), response in zip(plan, adds, strict=True):
+        if session_id == gone:
+            assert response.status_code == 401, response.text
+            continue
+        assert response.status_code == 200, response.text
+        cart = response.json()["data"]["cart"]
+        assert cart["sessionId"] == session_id
+        line = {item["productId"]: item["quantity"] for item in cart["items"]}
+        seen.setdefault((session_id, product), []).append(line[product])
+    for key, quantities in seen.items():  # every line was added to 10 times, one at a time
+        assert sorted(quantities) == list(range(1, 11)), key
+    for session_id in sessions:
+        cart = httpx.get(f"{urls[1]}/cart", headers={"Session-ID": session_id}).json()
+        items = cart["data"]["cart"]["items"]
+        assert {item["productId"]: item["quantity"] for item in items} == dict.fromkeys(
+            products, 10
+        )
+
+
 def test_100_concurrent_visits_count_exactly_100(pair: tuple[Server, Server]) -> None:
     urls = [server.stateful_url for server in pair]
     session_id = new_session(urls[0])

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from statebridge.batching import Coalescer
 from statebridge.db.tables import products, sessions, shopping_carts
 from statebridge.timeutil import js_iso, utcnow
 
@@ -78,7 +79,6 @@ class SqlProductLines:
 
 
 COLUMNS = "id, product_id, quantity, created_at, updated_at"
-PG_ITEMS = f"SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 ORDER BY id"
 # The CTE's change is invisible to the rest of the statement (one snapshot), so the other
 # lines are read as they were and the changed line comes from RETURNING.
 PG_ADD = f"""
@@ -94,6 +94,32 @@ UNION ALL
 SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 AND product_id <> $2
 ORDER BY id
 """
+# The batched forms: the reads of one event-loop turn in one query, the adds of one turn
+# (one per session) in one statement. Lines are locked in (session, product) order, the
+# order the arrays are sent in, so concurrent batches cannot deadlock each other.
+PG_ITEMS_MANY = (
+    f"SELECT session_id, {COLUMNS} FROM shopping_carts WHERE session_id = ANY($1::text[]) "
+    "ORDER BY id"
+)
+PG_ADD_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamp[])
+        AS t(session_id, product_id, quantity, moment)
+), line AS (
+    INSERT INTO shopping_carts AS cart (session_id, product_id, quantity, created_at, updated_at)
+    SELECT session_id, product_id, quantity, moment, moment FROM input
+    ON CONFLICT (session_id, product_id) DO UPDATE
+    SET quantity = cart.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at
+    RETURNING session_id, {COLUMNS}
+)
+SELECT session_id, {COLUMNS} FROM line
+UNION ALL
+SELECT cart.session_id, cart.id, cart.product_id, cart.quantity, cart.created_at, cart.updated_at
+FROM shopping_carts AS cart
+JOIN input ON cart.session_id = input.session_id AND cart.product_id <> input.product_id
+ORDER BY id
+"""
+Addition = tuple[str, str, int, datetime]  # session, product, quantity, when
 PG_REMOVE = f"""
 WITH gone AS (DELETE FROM shopping_carts WHERE session_id = $1 AND product_id = $2)
 SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 AND product_id <> $2 ORDER BY id
@@ -107,6 +133,14 @@ LINES = sa.select(
     shopping_carts.c.created_at,
     shopping_carts.c.updated_at,
 ).order_by(shopping_carts.c.id)
+
+
+def by_session(rows: Iterable[Any]) -> dict[str, list[Line]]:
+    """(session_id, *line) rows -> each session's lines, in the rows' order."""
+    lines: dict[str, list[Line]] = {}
+    for row in rows:
+        lines.setdefault(row[0], []).append(tuple(row[1:]))
+    return lines
 
 
 async def keep_as_is(_connection: Any) -> None:
@@ -128,6 +162,8 @@ class CartRepository:
         self.pool_size = pool_size
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
+        self._reads: Coalescer[str, list[Line]] = Coalescer(self._items_many)
+        self._adds: Coalescer[Addition, list[Line]] = Coalescer(self._add_many)
 
     async def _pg(self) -> Any:
         """The asyncpg pool, opened on first use."""
@@ -152,10 +188,53 @@ class CartRepository:
                 items.append(CartItem(product_id, line[0], line[1], quantity, added_at, updated_at))
         return items
 
+    async def _items_many(self, session_ids: list[str]) -> list[list[Line]]:
+        pool = await self._pg()
+        lines = by_session(await pool.fetch(PG_ITEMS_MANY, sorted(set(session_ids))))
+        return [lines.get(session_id, []) for session_id in session_ids]
+
+    async def _add_many(self, additions: list[Addition]) -> list[list[Line] | BaseException]:
+        """Each session's additions in order: the first of every session in one statement,
+        then the second, and so on (one statement cannot change a line twice)."""
+        results: list[list[Line] | BaseException] = [[] for _ in additions]
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for index, (session_id, *_rest) in enumerate(additions):
+            depth = seen.get(session_id, 0)
+            seen[session_id] = depth + 1
+            if depth == len(rounds):
+                rounds.append([])
+            rounds[depth].append(index)
+        pool = await self._pg()
+        for indexes in rounds:
+            indexes.sort(key=lambda index: additions[index][:2])
+            batch = [additions[index] for index in indexes]
+            try:
+                rows = await pool.fetch(
+                    PG_ADD_MANY, *(list(column) for column in zip(*batch, strict=True))
+                )
+            except asyncpg.ForeignKeyViolationError:  # a session is gone: find which, alone
+                for index in indexes:
+                    results[index] = await self._add_one(pool, *additions[index])
+                continue
+            lines = by_session(rows)
+            for index in indexes:
+                results[index] = lines.get(additions[index][0], [])
+        return results
+
+    @staticmethod
+    async def _add_one(
+        pool: Any, session_id: str, product_id: str, quantity: int, now: datetime
+    ) -> list[Line] | BaseException:
+        try:
+            rows = await pool.fetch(PG_ADD, session_id, product_id, quantity, now)
+        except asyncpg.ForeignKeyViolationError as exc:
+            return IntegrityError(PG_ADD, None, exc)
+        return [tuple(row) for row in rows]
+
     async def items(self, session_id: str) -> list[CartItem]:
         if self.postgres:
-            pool = await self._pg()
-            return await self._items(await pool.fetch(PG_ITEMS, session_id))
+            return await self._items(await self._reads.submit(session_id))
         async with self.engine.connect() as conn:
             rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
             lines = list(rows)
@@ -166,13 +245,10 @@ class CartRepository:
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         """Add `quantity` to the product's line: one upsert, no read-modify-write."""
         now = utcnow()
-        if self.postgres:
-            pool = await self._pg()
-            try:
-                rows = await pool.fetch(PG_ADD, session_id, product_id, quantity, now)
-            except asyncpg.ForeignKeyViolationError as exc:  # the session is gone
-                raise IntegrityError(PG_ADD, None, exc) from exc
-            return await self._items(rows)
+        if self.postgres:  # an unknown session raises IntegrityError (its foreign key)
+            return await self._items(
+                await self._adds.submit((session_id, product_id, quantity, now))
+            )
         insert = sqlite.insert(shopping_carts).values(
             session_id=session_id,
             product_id=product_id,

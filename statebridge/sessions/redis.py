@@ -31,8 +31,9 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime, Session
@@ -96,6 +97,8 @@ class RedisSessionStore:
         self.lifetime = lifetime
         self.refresh_ms = int(refresh / timedelta(milliseconds=1))
         self._touch = redis.register_script(TOUCH)
+        # the session reads of one event-loop turn share one pipelined round trip
+        self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
         self._down_until = 0.0
         self._dirty: set[str] = set()
@@ -193,12 +196,24 @@ class RedisSessionStore:
             await self._cache(session)
         return session
 
+    async def _touch_many(self, session_ids: list[str]) -> list[Any]:
+        """TOUCH each session, pipelined: a hash's fields, None for a missing session, or
+        that session's error. A Redis that lost its scripts gets TOUCH loaded again."""
+        now = to_ms(utcnow())
+        idle = int(self.lifetime.idle / timedelta(milliseconds=1))
+        results: list[Any] = []
+        for _attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session_id in session_ids:
+                    pipe.evalsha(self._touch.sha, 2, session_key(session_id), LIVE, now, idle)
+                results = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(result, NoScriptError) for result in results):
+                break
+            await self.redis.script_load(TOUCH)
+        return [result or None for result in results]
+
     async def _get_cached(self, session_id: str) -> Session | None:
-        now = utcnow()
-        flat = await self._touch(
-            keys=[session_key(session_id), LIVE],
-            args=[to_ms(now), int(self.lifetime.idle / timedelta(milliseconds=1))],
-        )
+        flat = await self._touches.submit(session_id)
         if not flat:
             return None
         session, db_ms = self._decode(flat)
