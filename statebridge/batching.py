@@ -23,40 +23,49 @@ Result = TypeVar("Result")
 class Coalescer(Generic[Item, Result]):
     """`await submit(item)` -> that item's result from `run(items)`.
 
-    `run` gets the items of one event-loop turn (at most `limit`) and returns one result per
-    item, in order: a value, or an exception instance for that caller alone. If `run`
-    raises, every caller of the batch gets the error."""
+    `run` gets the items waiting (at most `limit`) and returns one result per item, in
+    order: a value, or an exception instance for that caller alone. If `run` raises, every
+    caller of the batch gets the error. At most `concurrency` batches are in flight; calls
+    that arrive meanwhile wait for the next batch, so batches grow with the load (as a
+    database's group commit does) instead of going out as many small ones."""
 
     def __init__(
         self,
         run: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
         limit: int = 128,
+        concurrency: int = 2,
     ) -> None:
         self.run = run
         self.limit = limit
+        self.concurrency = concurrency
         self._items: list[Item] = []
         self._futures: list[asyncio.Future[Result]] = []
+        self._in_flight = 0
+        self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()  # strong references while they run
 
     async def submit(self, item: Item) -> Result:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._items.append(item)
         self._futures.append(future)
-        if len(self._items) == 1:
-            loop.call_soon(self._flush)  # after the callers of this turn have joined
-        elif len(self._items) >= self.limit:
-            self._flush()
+        self._schedule()
         return await future
 
-    def _flush(self) -> None:
-        if not self._items:
+    def _schedule(self) -> None:
+        if self._scheduled or not self._items or self._in_flight >= self.concurrency:
             return
-        items, futures = self._items, self._futures
-        self._items, self._futures = [], []
-        task = asyncio.ensure_future(self._deliver(items, futures))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._scheduled = True
+        asyncio.get_running_loop().call_soon(self._flush)  # after this turn's callers joined
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._items and self._in_flight < self.concurrency:
+            items, futures = self._items[: self.limit], self._futures[: self.limit]
+            del self._items[: self.limit], self._futures[: self.limit]
+            self._in_flight += 1
+            task = asyncio.ensure_future(self._deliver(items, futures))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, items: list[Item], futures: list[asyncio.Future[Result]]) -> None:
         try:
@@ -69,6 +78,9 @@ class Coalescer(Generic[Item, Result]):
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            self._in_flight -= 1
+            self._schedule()
         for future, result in zip(futures, results, strict=True):
             if future.done():  # the caller gave up (its request was cancelled)
                 continue
