@@ -34,6 +34,7 @@ from statebridge.services import (
 
 log = logging.getLogger("statebridge")
 BACKLOG = 2048
+UPSTREAM_IDLE_SECONDS = 75  # uvicorn's idle keep-alive; Granian's is 30 s (header_read_timeout)
 
 
 @dataclass
@@ -114,6 +115,9 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
             forwarded_allow_ips=settings.forwarded_allow_ips,
             server_header=False,
             timeout_graceful_shutdown=20,
+            # longer than nginx keeps an idle upstream connection (10 s), so nginx always
+            # closes first and never reuses a connection the app is closing
+            timeout_keep_alive=UPSTREAM_IDLE_SECONDS,
             lifespan="on",
         )
         server = uvicorn.Server(config)

@@ -70,6 +70,10 @@ def test_renders_carry_the_required_settings() -> None:
             "proxy_connect_timeout 30s;",
             "proxy_read_timeout 30s;",
             "proxy_send_timeout 30s;",
+            # upstream connections reused, dropped idle well before the app drops them
+            "keepalive 32;",
+            "keepalive_timeout 10s;",
+            'proxy_set_header Connection "";',
             "server app:8000 max_fails=1 fail_timeout=10s;",
             "return 301 https://$host$request_uri;",
             "proxy_pass http://statebridge/api/stateless/;",
