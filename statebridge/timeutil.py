@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1)
 
 
 def utcnow() -> datetime:
@@ -19,8 +22,17 @@ def js_iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds") + "Z"
 
 
+_last_now: tuple[int, str] = (-1, "")
+
+
 def js_now() -> str:
-    return js_iso(utcnow())
+    """Now as `toISOString()`; formatted once per millisecond (it is on every answer)."""
+    global _last_now
+    millis = time.time_ns() // 1_000_000
+    if millis != _last_now[0]:
+        moment = EPOCH + timedelta(milliseconds=millis)
+        _last_now = (millis, moment.isoformat(timespec="milliseconds") + "Z")
+    return _last_now[1]
 
 
 def parse_iso(text: str) -> datetime:

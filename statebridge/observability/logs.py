@@ -19,12 +19,10 @@ from typing import Any
 
 import orjson
 
+from statebridge.timeutil import js_now
+
 STDOUT = 1
 PIPE_BUF = 4096  # POSIX: a pipe write up to this size is atomic
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JsonFormatter(logging.Formatter):
@@ -96,7 +94,7 @@ class AccessLog:
         (STATEBRIDGE_FORWARDED_ALLOW_IPS), the socket's otherwise."""
         line = orjson.dumps(
             {
-                "ts": iso_now(),
+                "ts": js_now(),
                 "level": "info",
                 "logger": "statebridge.access",
                 "requestId": request_id,

@@ -169,9 +169,11 @@ def price_bound(request: Request, name: str) -> tuple[str | None, float | None]:
 
 @router.get("/products")
 async def list_products(request: Request, services: ServicesDep) -> Response:
-    category = single(request, "category") or None
-    min_text, min_price = price_bound(request, "minPrice")
-    max_text, max_price = price_bound(request, "maxPrice")
+    category = min_text = min_price = max_text = max_price = None
+    if request.scope["query_string"]:  # most calls have none: skip the parsing
+        category = single(request, "category") or None
+        min_text, min_price = price_bound(request, "minPrice")
+        max_text, max_price = price_bound(request, "maxPrice")
     products = [
         product
         for product in await services.catalog.list_products()
