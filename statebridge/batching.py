@@ -42,10 +42,15 @@ class Coalescer(Generic[Item, Result]):
         self._futures: list[asyncio.Future[Result]] = []
         self._in_flight = 0
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # strong references while they run
 
     async def submit(self, item: Item) -> Result:
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if not self._items or self._loop is None:
+            # once per batch: on Python 3.11 asking for the running loop is a getpid() system
+            # call, which cost 7% of a stateful request here when made on every call
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = self._loop.create_future()
         self._items.append(item)
         self._futures.append(future)
         self._schedule()
@@ -55,7 +60,8 @@ class Coalescer(Generic[Item, Result]):
         if self._scheduled or not self._items or self._in_flight >= self.concurrency:
             return
         self._scheduled = True
-        asyncio.get_running_loop().call_soon(self._flush)  # after this turn's callers joined
+        assert self._loop is not None
+        self._loop.call_soon(self._flush)  # after this turn's callers joined
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -63,7 +69,8 @@ class Coalescer(Generic[Item, Result]):
             items, futures = self._items[: self.limit], self._futures[: self.limit]
             del self._items[: self.limit], self._futures[: self.limit]
             self._in_flight += 1
-            task = asyncio.ensure_future(self._deliver(items, futures))
+            assert self._loop is not None
+            task = self._loop.create_task(self._deliver(items, futures))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -55,10 +55,14 @@ class RedisCounters:
         self._increments: dict[str, list[asyncio.Future[int]]] = {}
         self._reads: dict[str, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # strong references while they run
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def incr(self, name: str) -> int:
         waiting = self._increments.get(name)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if waiting is None or self._loop is None:
+            # once per batch: on Python 3.11 asking for the running loop is a system call
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = self._loop.create_future()
         if waiting is None:
             self._increments[name] = [future]
             self._start(self._flush_increments(name))  # runs once this turn's callers joined

@@ -225,6 +225,33 @@ def test_flushdb_loses_no_session_and_no_cart(pair: tuple[Server, Server], redis
     assert stats["activeCarts"] >= 1
 
 
+def redis_errors(server: Server) -> float:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith('statebridge_store_errors_total{store="redis"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no Redis error counter in /metrics")
+
+
+def test_sessions_are_read_after_redis_forgets_its_scripts(
+    pair: tuple[Server, Server], redis_url: str
+) -> None:
+    """A restarted Redis has no scripts loaded: the session read loads its script again."""
+    first, second = pair
+    session_id = new_session(first.stateful_url)
+    headers = {"Session-ID": session_id}
+    for server in pair:  # both instances have read through the script once
+        assert httpx.get(f"{server.stateful_url}/session", headers=headers).status_code == 200
+    errors_before = [redis_errors(server) for server in pair]
+    redis.Redis.from_url(redis_url).script_flush()
+    for server in pair:
+        got = httpx.get(f"{server.stateful_url}/session", headers=headers)
+        assert got.status_code == 200, got.text
+        assert got.json()["data"]["session"]["id"] == session_id
+    # answered from Redis, not by the PostgreSQL fallback after a Redis error
+    assert [redis_errors(server) for server in pair] == errors_before
+    assert httpx.get(f"{second.stateful_url}/health").json()["data"]["activeSessions"] >= 1
+
+
 def test_preferences_live_in_the_users_table(
     pair: tuple[Server, Server], services_env: dict[str, str]
 ) -> None:

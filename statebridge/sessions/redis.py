@@ -45,23 +45,33 @@ LIVE = "sessions:live"
 MARKER = "sessions:epoch"
 WARM_LOCK = "sessions:warm-lock"
 
+# KEYS[1] is the live index, KEYS[2..] the sessions read together; one reply per session:
+# its fields, or 0 when it is missing or has expired (then it is dropped).
 TOUCH = """
-local h = redis.call('HMGET', KEYS[1], 'maxMs', 'id')
-if not h[2] then return false end
 local now = tonumber(ARGV[1])
-local exp = now + tonumber(ARGV[2])
-local hard = tonumber(h[1])
-if hard and hard < exp then exp = hard end
-if exp <= now then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], h[2])
-  return false
+local idle = tonumber(ARGV[2])
+local out = {}
+for i = 2, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], 'maxMs', 'id')
+  local reply = 0
+  if h[2] then
+    local exp = now + idle
+    local hard = tonumber(h[1])
+    if hard and hard < exp then exp = hard end
+    if exp <= now then
+      redis.call('DEL', KEYS[i])
+      redis.call('ZREM', KEYS[1], h[2])
+    else
+      local expires = string.format('%d', exp)
+      redis.call('HSET', KEYS[i], 'lastMs', ARGV[1], 'expiresMs', expires)
+      redis.call('PEXPIREAT', KEYS[i], expires)
+      redis.call('ZADD', KEYS[1], expires, h[2])
+      reply = redis.call('HGETALL', KEYS[i])
+    end
+  end
+  out[#out + 1] = reply
 end
-local expires = string.format('%d', exp)
-redis.call('HSET', KEYS[1], 'lastMs', ARGV[1], 'expiresMs', expires)
-redis.call('PEXPIREAT', KEYS[1], expires)
-redis.call('ZADD', KEYS[2], expires, h[2])
-return redis.call('HGETALL', KEYS[1])
+return out
 """
 
 SNAPSHOT = """
@@ -197,19 +207,20 @@ class RedisSessionStore:
         return session
 
     async def _touch_many(self, session_ids: list[str]) -> list[Any]:
-        """TOUCH each session, pipelined: a hash's fields, None for a missing session, or
-        that session's error. A Redis that lost its scripts gets TOUCH loaded again."""
+        """TOUCH the sessions in one call: each one's fields, or None when it is gone.
+        A Redis that lost its scripts (restarted, flushed) gets TOUCH loaded again."""
         now = to_ms(utcnow())
         idle = int(self.lifetime.idle / timedelta(milliseconds=1))
-        results: list[Any] = []
-        for _attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for session_id in session_ids:
-                    pipe.evalsha(self._touch.sha, 2, session_key(session_id), LIVE, now, idle)
-                results = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(result, NoScriptError) for result in results):
-                break
+        keys = [session_key(session_id) for session_id in session_ids]
+        try:
+            results = await self.redis.evalsha(
+                self._touch.sha, len(keys) + 1, LIVE, *keys, now, idle
+            )
+        except NoScriptError:
             await self.redis.script_load(TOUCH)
+            results = await self.redis.evalsha(
+                self._touch.sha, len(keys) + 1, LIVE, *keys, now, idle
+            )
         return [result or None for result in results]
 
     async def _get_cached(self, session_id: str) -> Session | None:
