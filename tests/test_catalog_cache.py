@@ -8,6 +8,7 @@ at once: a cache that missed the change would answer the old value.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,6 +115,44 @@ def test_preferences_show_on_the_next_request_on_every_instance(
             prefs = original["data"]["user"]["preferences"]
             client.put(
                 f"{two_instances[0].stateful_url}/profile/preferences",
+                headers={"Session-ID": session, **JSON},
+                json={"preferences": prefs},
+            )
+
+
+@pytest.mark.services
+def test_a_change_shows_at_once_while_the_reader_is_busy(
+    two_instances: tuple[Server, Server],
+) -> None:
+    """The reader checks its subscription at most once per event-loop turn; under a steady
+    load of cached reads a change written elsewhere must still show on the next request."""
+    writer, reader = two_instances
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as busy:
+            while not stop.is_set():
+                busy.get(f"{reader.stateless_url}/users")
+
+    with httpx.Client(timeout=10) as client:
+        session = new_session(client, writer.stateful_url)
+        original = client.get(f"{writer.stateless_url}/users/{USER}").json()
+        workers = [threading.Thread(target=load) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        try:
+            for i in range(25):
+                theme = f"busy-{i}-{uuid.uuid4().hex[:6]}"
+                set_theme(client, writer.stateful_url, session, theme)
+                seen = client.get(f"{reader.stateless_url}/users/{USER}").json()
+                assert seen["data"]["user"]["preferences"]["theme"] == theme, f"round {i}"
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+            prefs = original["data"]["user"]["preferences"]
+            client.put(
+                f"{writer.stateful_url}/profile/preferences",
                 headers={"Session-ID": session, **JSON},
                 json={"preferences": prefs},
             )
