@@ -167,18 +167,18 @@ class RedisSessionStore:
         ]
 
     def _decode(self, flat: list[bytes]) -> tuple[Session, int]:
-        fields = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
         session = Session(
-            id=fields["id"].decode(),
-            user_id=fields["userId"].decode(),
-            data=orjson.loads(fields["data"]),
-            created_at=from_ms(fields["createdMs"]),
-            last_accessed=from_ms(fields["lastMs"]),
-            expires_at=from_ms(fields["expiresMs"]),
-            max_expires_at=from_ms(fields["maxMs"]) if fields.get("maxMs") else None,
-            version=int(fields["version"]),
+            id=fields[b"id"].decode(),
+            user_id=fields[b"userId"].decode(),
+            data=orjson.loads(fields[b"data"]),
+            created_at=from_ms(fields[b"createdMs"]),
+            last_accessed=from_ms(fields[b"lastMs"]),
+            expires_at=from_ms(fields[b"expiresMs"]),
+            max_expires_at=from_ms(fields[b"maxMs"]) if fields.get(b"maxMs") else None,
+            version=int(fields[b"version"]),
         )
-        return session, int(fields.get("dbMs") or 0)
+        return session, int(fields.get(b"dbMs") or 0)
 
     # -- the SessionStore verbs ---------------------------------------------------------
 
