@@ -179,10 +179,16 @@ class Front:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.flush_logs()
                 if self.on_shutdown is not None:
                     await self.on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def flush_logs(self) -> None:
+        """Write the access-log lines still gathered (the server is stopping)."""
+        if self.access_log is not None:
+            self.access_log.flush()
 
 
 def face_of(app: FastAPI) -> FaceApp:

@@ -95,6 +95,7 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
     configure_logging(settings.log_level, settings.log_format, services.instance_id)
     services.start_background()
     close = closer(services)
+    front = None
     try:
         faces = {listener.port: listener.face for listener in listeners}
         front = build_front(services, faces, on_shutdown=close)
@@ -124,6 +125,8 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
         log.info("statebridge %s ready: %s", services.instance_id, describe(settings, listeners))
         await server.serve(sockets=[listener.sock for listener in listeners])
     finally:
+        if front is not None:
+            front.flush_logs()
         await close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -292,6 +293,22 @@ def test_every_log_line_is_json(target: Server, http: httpx.Client) -> None:
     for line in lines:
         entry = json.loads(line)
         assert {"ts", "level", "logger"} <= set(entry), entry
+
+
+@pytest.mark.parametrize("http_server", ["granian", "uvicorn"])
+def test_access_lines_gathered_at_a_stop_are_written(tmp_path: Path, http_server: str) -> None:
+    """Lines wait a moment to share one write; a SIGTERM right after the answers must not
+    lose them."""
+    server = Server(env={"STATEBRIDGE_HTTP_SERVER": http_server}, data_dir=tmp_path).start()
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            for i in range(5):
+                sent = {"X-Request-ID": f"last-words-{i}"}
+                assert client.get("/users", headers=sent).status_code == 200
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM at the end
+    ids = [line["requestId"] for line in access_lines(server)]
+    assert [f"last-words-{i}" for i in range(5)] == [i for i in ids if i.startswith("last-")]
 
 
 def test_the_access_log_can_be_switched_off(tmp_path: Path) -> None:
