@@ -10,7 +10,7 @@ JOIN. SQLite, local and embedded, keeps SQLAlchemy and one IMMEDIATE transaction
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -188,6 +188,13 @@ class CartRepository:
                 items.append(CartItem(product_id, line[0], line[1], quantity, added_at, updated_at))
         return items
 
+    def start_read(self, session_id: str) -> Awaitable[list[Line]] | None:
+        """Begin reading a cart without waiting (PostgreSQL only; None elsewhere), so that it
+        can overlap another round trip, such as the session check."""
+        if not self.postgres:
+            return None
+        return self._reads.enqueue(session_id)
+
     async def _items_many(self, session_ids: list[str]) -> list[list[Line]]:
         pool = await self._pg()
         lines = by_session(await pool.fetch(PG_ITEMS_MANY, sorted(set(session_ids))))
@@ -232,7 +239,12 @@ class CartRepository:
             return IntegrityError(PG_ADD, None, exc)
         return [tuple(row) for row in rows]
 
-    async def items(self, session_id: str) -> list[CartItem]:
+    async def items(
+        self, session_id: str, started: Awaitable[list[Line]] | None = None
+    ) -> list[CartItem]:
+        """The cart's lines; `started` is a read begun earlier with `start_read`."""
+        if started is not None:
+            return await self._items(await started)
         if self.postgres:
             return await self._items(await self._reads.submit(session_id))
         async with self.engine.connect() as conn:

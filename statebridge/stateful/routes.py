@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -14,8 +15,14 @@ from statebridge.body import require_fields
 from statebridge.carts.repository import CartItem, cart_total
 from statebridge.deps import Body, ServicesDep
 from statebridge.envelope import ApiError, success, validation_error
-from statebridge.sessions.store import Session
-from statebridge.stateful.deps import LiveSession, MaybeSession, set_session_cookie
+from statebridge.sessions.store import Session, plausible_id
+from statebridge.stateful.deps import (
+    LiveSession,
+    MaybeSession,
+    live_session,
+    session_id_of,
+    set_session_cookie,
+)
 from statebridge.stateful.texts import WORKFLOW_STEPS, stateful_explanation
 from statebridge.stateful.workflow import advance, start
 from statebridge.stateless.routes import OBJECT_BODY
@@ -168,14 +175,32 @@ async def delete_session(session: LiveSession, services: ServicesDep) -> Respons
 
 
 @router.get("/cart")
-async def get_cart(session: LiveSession, services: ServicesDep) -> Response:
-    items = await services.carts.items(session.id)
+async def get_cart(request: Request, services: ServicesDep) -> Response:
+    # the cart is read while the session is checked (two stores, two round trips at once);
+    # the lines are shown only if the session turns out to be live
+    session_id = session_id_of(request)
+    started = None
+    if session_id is not None and plausible_id(session_id):
+        started = services.carts.start_read(session_id)
+    try:
+        session = await live_session(request)
+    except BaseException:
+        if isinstance(started, asyncio.Future):
+            started.add_done_callback(_ignore_outcome)
+        raise
+    items = await services.carts.items(session.id, started)
     data = {
         "cart": cart_view(session, items, created=True),
         "note": "Shopping cart retrieved. This is a stateful feature - the server remembers your "
         "cart across requests.",
     }
     return success(data, "Cart retrieved")
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """A read nobody will use: fetch its error, if any, so asyncio does not report it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def quantity_of(body: dict[str, Any]) -> int:
