@@ -299,6 +299,11 @@ def test_postgres_expiry_is_refreshed_lazily(services_env: dict[str, str], tmp_p
         assert _row_expiry(services_env["DATABASE_URL"], session_id) == created
         time.sleep(1.5)
         httpx.get(f"{server.stateful_url}/session", headers={"Session-ID": session_id})
+        # written in the background, just after the answer
+        deadline = time.monotonic() + 5
+        while _row_expiry(services_env["DATABASE_URL"], session_id) == created:
+            assert time.monotonic() < deadline, "the expiry was not refreshed"
+            time.sleep(0.05)
         assert _row_expiry(services_env["DATABASE_URL"], session_id) > created  # type: ignore[operator]
     finally:
         server.stop()

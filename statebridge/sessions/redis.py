@@ -113,6 +113,7 @@ class RedisSessionStore:
         self._down_until = 0.0
         self._dirty: set[str] = set()
         self._warming: asyncio.Task[int] | None = None
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # session id -> its refresh
 
     # -- Redis health: a small circuit breaker, logged once per outage --------------------
 
@@ -229,8 +230,21 @@ class RedisSessionStore:
             return None
         session, db_ms = self._decode(flat)
         if to_ms(session.expires_at) - db_ms >= self.refresh_ms:
-            await self._refresh_db(session)
+            self._refresh_in_background(session)
         return session
+
+    def _refresh_in_background(self, session: Session) -> None:
+        """Bring PostgreSQL's copy of the expiry up to date without making the request wait.
+
+        Sessions made together come due together: fifty refreshes awaited inline, one
+        transaction each, showed as an 80 ms stall once a minute under load. One refresh per
+        session at a time; one that fails is tried again on a later read, since Redis's
+        `dbMs` moves only after PostgreSQL has the new expiry."""
+        if session.id in self._refreshing:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh_db(session))
+        self._refreshing[session.id] = task
+        task.add_done_callback(lambda _done: self._refreshing.pop(session.id, None))
 
     def warm_in_background(self) -> None:
         if self._warming is None or self._warming.done():
@@ -271,7 +285,12 @@ class RedisSessionStore:
             return 0
 
     async def _refresh_db(self, session: Session) -> None:
-        await self.sql.refresh_expiry(session.id, session.last_accessed, session.expires_at)
+        try:
+            await self.sql.refresh_expiry(session.id, session.last_accessed, session.expires_at)
+        except Exception as exc:  # database down: the next read after it is back retries
+            METRICS.store_error("database")
+            log.debug("expiry refresh of a session failed: %s", exc)
+            return
         try:
             await self.redis.hset(session_key(session.id), "dbMs", str(to_ms(session.expires_at)))
         except RedisError as exc:
@@ -325,4 +344,6 @@ class RedisSessionStore:
     async def close(self) -> None:
         if self._warming is not None and not self._warming.done():
             self._warming.cancel()
+        if self._refreshing:  # a moment for refreshes in flight, then they are dropped
+            await asyncio.wait(list(self._refreshing.values()), timeout=2.0)
         await self.redis.aclose()
