@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
@@ -107,7 +107,7 @@ class RedisSessionStore:
         self.lifetime = lifetime
         self.refresh_ms = int(refresh / timedelta(milliseconds=1))
         self._touch = redis.register_script(TOUCH)
-        # the session reads of one event-loop turn share one pipelined round trip
+        # the session reads that arrive together share one TOUCH call (one round trip)
         self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
         self._down_until = 0.0
@@ -209,19 +209,11 @@ class RedisSessionStore:
 
     async def _touch_many(self, session_ids: list[str]) -> list[Any]:
         """TOUCH the sessions in one call: each one's fields, or None when it is gone.
-        A Redis that lost its scripts (restarted, flushed) gets TOUCH loaded again."""
+        (redis-py's Script loads TOUCH again into a Redis that lost its scripts.)"""
         now = to_ms(utcnow())
         idle = int(self.lifetime.idle / timedelta(milliseconds=1))
         keys = [session_key(session_id) for session_id in session_ids]
-        try:
-            results = await self.redis.evalsha(
-                self._touch.sha, len(keys) + 1, LIVE, *keys, now, idle
-            )
-        except NoScriptError:
-            await self.redis.script_load(TOUCH)
-            results = await self.redis.evalsha(
-                self._touch.sha, len(keys) + 1, LIVE, *keys, now, idle
-            )
+        results = await self._touch(keys=[LIVE, *keys], args=[now, idle])
         return [result or None for result in results]
 
     async def _get_cached(self, session_id: str) -> Session | None:
