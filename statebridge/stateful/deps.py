@@ -39,9 +39,16 @@ async def live_session(request: Request) -> Session:
     return session
 
 
-async def optional_session(request: Request) -> Session | None:
+def usable_id(request: Request) -> str | None:
+    """The session id the request carries, if it is shaped like one (nothing to look up
+    otherwise)."""
     session_id = session_id_of(request)
-    if session_id is None or not plausible_id(session_id):
+    return session_id if session_id is not None and plausible_id(session_id) else None
+
+
+async def optional_session(request: Request) -> Session | None:
+    session_id = usable_id(request)
+    if session_id is None:
         return None
     return await services_of(request).sessions.get(session_id)
 

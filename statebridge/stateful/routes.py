@@ -15,13 +15,13 @@ from statebridge.body import require_fields
 from statebridge.carts.repository import CartItem, cart_total
 from statebridge.deps import Body, ServicesDep
 from statebridge.envelope import ApiError, success, validation_error
-from statebridge.sessions.store import Session, plausible_id
+from statebridge.sessions.store import Session
 from statebridge.stateful.deps import (
     LiveSession,
     MaybeSession,
     live_session,
-    session_id_of,
     set_session_cookie,
+    usable_id,
 )
 from statebridge.stateful.texts import WORKFLOW_STEPS, stateful_explanation
 from statebridge.stateful.workflow import advance, start
@@ -178,10 +178,8 @@ async def delete_session(session: LiveSession, services: ServicesDep) -> Respons
 async def get_cart(request: Request, services: ServicesDep) -> Response:
     # the cart is read while the session is checked (two stores, two round trips at once);
     # the lines are shown only if the session turns out to be live
-    session_id = session_id_of(request)
-    started = None
-    if session_id is not None and plausible_id(session_id):
-        started = services.carts.start_read(session_id)
+    session_id = usable_id(request)
+    started = None if session_id is None else services.carts.start_read(session_id)
     try:
         session = await live_session(request)
     except BaseException:
