@@ -7,6 +7,7 @@ a speed, only that every request was answered and counted.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_bench_against_a_baseline_writes_json_and_a_table(
     if engine == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (scripts/ci-install-bench.sh installs it)")
     out = tmp_path / "bench.json"
+    server_pid = target.process.pid if target.process else 0
     done = bench(
         target,
         out,
@@ -63,7 +65,8 @@ def test_bench_against_a_baseline_writes_json_and_a_table(
         "--baseline", target.stateless_url,
         "--baseline-stateful-url", target.stateful_url,
         "--baseline-name", "again",
-        "--pid", str(target.process.pid if target.process else 0),
+        "--pid", str(server_pid),
+        "--pid", str(os.getpid()),  # a second root, whose tree holds the first
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -75,7 +78,19 @@ def test_bench_against_a_baseline_writes_json_and_a_table(
         assert row["ratio"] > 0
     assert len(report["results"]) == 6
     assert report["machine"]["nproc"] >= 1
-    assert any("cpu_percent" in result for result in report["results"])
+    for result in report["results"]:
+        assert 0 < result["machine_busy_percent"] <= 100, result
+        if result["target"] == "statebridge":  # the baseline was given no --pid
+            assert result["cpu_us_per_request"] > 0, result
+            shares = result["cpu_by_pid"]
+            assert set(shares) == {str(server_pid), str(os.getpid())}, result
+            assert shares[str(server_pid)] > 0
+            # the server runs below this test's process: counted once, not twice
+            assert result["cpu_seconds"] == pytest.approx(shares[str(os.getpid())], abs=0.02)
+        else:
+            assert "cpu_us_per_request" not in result and not result["cpu_by_pid"], result
+    assert report["targets"][0]["pids"] == [server_pid, os.getpid()]
+    assert "| CPU µs/req | machine busy |" in done.stdout
     assert "| GET /users | statebridge |" in done.stdout
     assert "| mix: POST /cart/add + GET /cart | statebridge |" in done.stdout
 

@@ -50,9 +50,15 @@ def bench(
         int, typer.Option(min=0, help="Then N seconds of the mix while RSS is sampled (0: off)")
     ] = 0,
     pid: Annotated[
-        int | None, typer.Option(help="Local PID of the first server: CPU% per run")
+        list[int] | None,
+        typer.Option(
+            help="Local PID of the first server: its CPU per run and per request, child "
+            "processes included; repeat it to add another (e.g. nginx's master)"
+        ),
     ] = None,
-    baseline_pid: Annotated[int | None, typer.Option(help="Local PID of the baseline")] = None,
+    baseline_pid: Annotated[
+        list[int] | None, typer.Option(help="Local PID of the baseline (repeatable)")
+    ] = None,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results")] = Path(
         "bench.json"
     ),
@@ -79,7 +85,9 @@ def bench(
     def base(value: str) -> str:
         return value.rstrip("/")
 
-    targets = [Target(name, base(url), base(stateful_url or f"{base(url)}/api/stateful"), pid)]
+    targets = [
+        Target(name, base(url), base(stateful_url or f"{base(url)}/api/stateful"), tuple(pid or ()))
+    ]
     if baseline:
         fallback = f"{base(baseline)}/api/stateful"
         targets.append(
@@ -87,7 +95,7 @@ def bench(
                 baseline_name,
                 base(baseline),
                 base(baseline_stateful_url or fallback),
-                baseline_pid,
+                tuple(baseline_pid or ()),
             )
         )
     if len({target.name for target in targets}) != len(targets):

@@ -17,7 +17,7 @@ class Target:
     name: str
     url: str
     stateful_url: str
-    pid: int | None = None  # when local: CPU time is read from /proc
+    pids: tuple[int, ...] = ()  # when local: their CPU time (with children) is read from /proc
     sessions: list[str] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
 
@@ -52,7 +52,9 @@ class Result:
     p90_ms: float
     p99_ms: float
     max_ms: float
-    cpu_seconds: float | None = None
+    cpu_seconds: float | None = None  # of the target's --pid processes, children included
+    machine_busy_percent: float | None = None  # of all CPUs, whoever used them
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)  # each --pid's share
 
     @property
     def rps(self) -> float:
@@ -74,4 +76,9 @@ class Result:
         data["success_rate"] = round(self.success_rate, 6)
         if self.cpu_seconds is not None and self.seconds > 0:
             data["cpu_percent"] = round(100 * self.cpu_seconds / self.seconds, 1)
+        if self.cpu_seconds is not None and self.responses > 0:
+            data["cpu_us_per_request"] = round(1e6 * self.cpu_seconds / self.responses, 1)
+        data["cpu_by_pid"] = {str(pid): seconds for pid, seconds in self.cpu_by_pid.items()}
+        if self.machine_busy_percent is not None:
+            data["machine_busy_percent"] = round(self.machine_busy_percent, 1)
         return data

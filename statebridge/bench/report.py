@@ -59,10 +59,18 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def percent(data: dict[str, Any]) -> str:
+    busy = data.get("machine_busy_percent")
+    return "-" if busy is None else f"{busy:.0f}%"
+
+
 def table(rows: list[dict[str, Any]], names: list[str]) -> str:
     """A Markdown table: it reads in a terminal and pastes into BENCHMARKS.md."""
-    header = "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success | ratio |"
-    lines = [header, "|---" * 9 + "|"]
+    header = (
+        "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
+        "| CPU µs/req | machine busy | ratio |"
+    )
+    lines = [header, "|---" * 11 + "|"]
     for row in rows:
         for index, name in enumerate(names):
             data = row.get(name)
@@ -72,7 +80,8 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
             lines.append(
                 f"| {row['scenario'] if index == 0 else ''} | {name} | {fmt(data['rps'], 0)} | "
                 f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
-                f"{data['errors']} | {100 * data['success_rate']:.2f}% | {ratio} |"
+                f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
+                f"{fmt(data.get('cpu_us_per_request'), 0)} | {percent(data)} | {ratio} |"
             )
     return "\n".join(lines)
 

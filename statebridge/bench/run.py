@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from statebridge.bench import loadgen, wrk
+from statebridge.bench import cpu, loadgen, wrk
 from statebridge.bench.model import (
     DEFAULT_ENDPOINTS,
     MIX,
@@ -74,17 +73,6 @@ def create_sessions(target: Target, count: int, insecure: bool) -> None:
         raise RuntimeError(f"{target.name}: no products or sessions to drive the stateful mix")
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a local process (all its threads), from /proc."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Runner:
     def __init__(self, options: Options, workdir: Path) -> None:
         self.options = options
@@ -122,9 +110,11 @@ class Runner:
     def measure(self, target: Target, scenario: Scenario, round_no: int) -> Result:
         if self.options.warmup > 0:
             self.load(target, scenario, self.options.warmup)
-        cpu_before = cpu_seconds(target.pid)
+        cpu_before, machine_before = cpu.process_seconds(target.pids), cpu.machine_times()
+        roots_before = cpu.by_root(target.pids) if len(target.pids) > 1 else {}
         data = self.load(target, scenario, self.options.seconds)
-        cpu_after = cpu_seconds(target.pid)
+        cpu_after, machine_after = cpu.process_seconds(target.pids), cpu.machine_times()
+        roots_after = cpu.by_root(target.pids) if len(target.pids) > 1 else {}
         socket_errors = data.get("socket", 0) + sum(
             data.get(key, 0) for key in ("connect", "read", "write", "timeout")
         )
@@ -143,6 +133,8 @@ class Runner:
             cpu_seconds=(
                 cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
             ),
+            machine_busy_percent=cpu.busy_percent(machine_before, machine_after),
+            cpu_by_pid=cpu.spent(roots_before, roots_after),
         )
 
     def soak(self, target: Target, say: Say) -> dict[str, Any]:
@@ -230,7 +222,7 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
             "sessions": options.sessions,
         },
         "targets": [
-            {"name": t.name, "url": t.url, "stateful_url": t.stateful_url, "pid": t.pid}
+            {"name": t.name, "url": t.url, "stateful_url": t.stateful_url, "pids": list(t.pids)}
             for t in targets
         ],
         "results": [result.as_dict() for result in results],

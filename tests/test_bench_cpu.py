@@ -1,0 +1,86 @@
+"""The benchmark's CPU accounting (statebridge/bench/cpu.py), read from a real /proc."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from statebridge.bench import cpu
+
+pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+
+# A parent that does nothing itself and a child that burns half a second of CPU, then says
+# so and stays alive (a reaped child's time would move to the parent's own counters).
+FAMILY = textwrap.dedent(
+    """
+    import subprocess, sys
+    child = subprocess.Popen([sys.executable, "-c", '''
+    import sys, time
+    while time.process_time() < 0.5:
+        pass
+    print("burnt", flush=True)
+    time.sleep(60)
+    '''], stdout=sys.stdout)
+    child.wait()
+    """
+)
+
+
+@pytest.fixture
+def family() -> Iterator[subprocess.Popen[str]]:
+    parent = subprocess.Popen([sys.executable, "-c", FAMILY], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "burnt"
+        yield parent
+    finally:
+        for pid in cpu.tree(parent.pid)[1:]:
+            subprocess.run(["kill", str(pid)], check=False)
+        parent.kill()
+        parent.wait(10)
+
+
+def test_a_pid_counts_the_cpu_of_the_processes_below_it(
+    family: subprocess.Popen[str],
+) -> None:
+    below = cpu.tree(family.pid)
+    assert below[0] == family.pid and len(below) == 2
+    alone = cpu.process_seconds((family.pid,))
+    whole = cpu.process_seconds(tuple(below))
+    child_only = cpu.process_seconds((below[1],))
+    assert child_only is not None and child_only >= 0.45
+    # the parent's PID stands for both; the child is counted once, however it is named
+    assert whole is not None and whole >= child_only
+    assert alone == whole
+
+
+def test_nothing_to_read_is_none_not_zero(tmp_path: Path) -> None:
+    assert cpu.process_seconds(()) is None
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert cpu.process_seconds((gone.pid,)) is None
+
+
+def test_machine_busy_share() -> None:
+    first = cpu.machine_times()
+    assert first is not None and 0 <= first.busy <= first.total
+    before = cpu.MachineTimes(busy=100, total=1000)
+    assert cpu.busy_percent(before, cpu.MachineTimes(busy=250, total=1200)) == 75.0
+    assert cpu.busy_percent(before, cpu.MachineTimes(busy=100, total=1400)) == 0.0
+    assert cpu.busy_percent(before, before) is None  # no time passed: no share
+    assert cpu.busy_percent(None, first) is None
+
+
+def test_each_pid_is_also_read_on_its_own(family: subprocess.Popen[str]) -> None:
+    child = cpu.tree(family.pid)[1]
+    before = cpu.by_root((family.pid, child, family.pid))
+    assert list(before) == [family.pid, child]  # once each, in the order given
+    assert before[family.pid] >= before[child] >= 0.45  # the parent's tree holds the child
+    after = {pid: seconds + 0.25 for pid, seconds in before.items()}
+    assert cpu.spent(before, after) == {family.pid: 0.25, child: 0.25}
+    assert cpu.spent(before, {child: after[child]}) == {child: 0.25}  # one went away
