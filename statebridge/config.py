@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    http_server: Literal["auto", "granian", "uvicorn"] = Field(
+        "auto", description="auto: Granian when installed, else uvicorn"
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         description="proxies whose X-Forwarded-For/-Proto are believed: IPs, CIDRs, or *",

@@ -7,7 +7,7 @@ binds first (a busy port fails fast, forked workers share one listener), so each
 listener's file descriptor (a duplicate: Granian closes what it is given) is handed over.
 
 The embedded API is marked experimental upstream, so pyproject pins Granian to a tested
-range, and uvicorn stays one setting away: STATEBRIDGE_HTTP_SERVER=uvicorn.
+range, and uvicorn stays one setting away: STATEBRIDGE_HTTP_SERVER=uvicorn (Settings.http_server).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ def available() -> bool:
     return importlib.util.find_spec("granian") is not None
 
 
-def chosen(name: str | None) -> bool:
-    """Granian unless the setting says uvicorn (or Granian is not installed)."""
-    wanted = (name or "auto").strip().lower()
-    if wanted == "uvicorn":
+def chosen(name: str) -> bool:
+    """Granian unless the setting says uvicorn; `auto` falls back to uvicorn when Granian is
+    not installed. Asking for Granian by name without it installed is the caller's error."""
+    if name == "uvicorn":
         return False
-    if wanted == "granian":
+    if name == "granian":
         return True
     return available()
 

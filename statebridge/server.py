@@ -100,7 +100,7 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
         faces = {listener.port: listener.face for listener in listeners}
         front = build_front(services, faces, on_shutdown=close)
         process.settle_heap()
-        if granian_server.chosen(os.environ.get("STATEBRIDGE_HTTP_SERVER")):
+        if granian_server.chosen(settings.http_server):
             log.info(
                 "statebridge %s ready: %s", services.instance_id, describe(settings, listeners)
             )
@@ -172,6 +172,8 @@ def serve(settings: Settings, migrate: bool = False) -> None:
     problem = settings.production_problem()
     if problem:
         raise StartupError(problem)
+    if settings.http_server == "granian" and not granian_server.available():
+        raise StartupError("STATEBRIDGE_HTTP_SERVER=granian, but Granian is not installed")
     prepare_data_dir(settings)
     listeners = bind_all(settings)
     if settings.workers == 1:

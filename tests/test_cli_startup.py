@@ -99,6 +99,16 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert_one_line_failure(result, "statebridge: ")
 
 
+def test_an_unknown_http_server_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "--data-dir", str(tmp_path),
+        env={"STATEBRIDGE_HTTP_SERVER": "granain"},
+    )  # fmt: skip
+    line = assert_one_line_failure(result, "statebridge: ")
+    assert "http_server" in line and "uvicorn" in line, line
+
+
 def test_help_explains_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
