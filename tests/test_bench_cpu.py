@@ -78,9 +78,16 @@ def test_machine_busy_share() -> None:
 
 def test_each_pid_is_also_read_on_its_own(family: subprocess.Popen[str]) -> None:
     child = cpu.tree(family.pid)[1]
-    before = cpu.by_root((family.pid, child, family.pid))
-    assert list(before) == [family.pid, child]  # once each, in the order given
-    assert before[family.pid] >= before[child] >= 0.45  # the parent's tree holds the child
-    after = {pid: seconds + 0.25 for pid, seconds in before.items()}
-    assert cpu.spent(before, after) == {family.pid: 0.25, child: 0.25}
-    assert cpu.spent(before, {child: after[child]}) == {child: 0.25}  # one went away
+    before = cpu.read((family.pid, child, family.pid))
+    assert list(before.by_root) == [family.pid, child]  # once each, in the order given
+    assert before.by_root[family.pid] >= before.by_root[child] >= 0.45  # the tree holds it
+    # the child is in both trees and counted once; one pass, so the sums agree exactly
+    assert before.total == before.by_root[family.pid]
+    after = cpu.Reading(
+        total=(before.total or 0) + 0.25,
+        by_root={pid: seconds + 0.25 for pid, seconds in before.by_root.items()},
+    )
+    total, per_pid = cpu.spent(before, after)
+    assert total == pytest.approx(0.25) and per_pid == {family.pid: 0.25, child: 0.25}
+    gone = cpu.Reading(total=None, by_root={child: after.by_root[child]})
+    assert cpu.spent(before, gone) == (None, {child: 0.25})  # the parent went away

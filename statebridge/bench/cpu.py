@@ -54,32 +54,55 @@ def tree(pid: int) -> list[int]:
     return seen
 
 
+def _ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[11]) + int(fields[12])  # utime, stime
+
+
+@dataclass(frozen=True)
+class Reading:
+    """CPU seconds so far of the given PIDs' process trees, all read in one pass: `total`
+    counts a process once however many of the given trees hold it; `by_root` gives each
+    given PID's own tree. None/absent for what could not be read."""
+
+    total: float | None
+    by_root: dict[int, float]
+
+
+def read(pids: tuple[int, ...]) -> Reading:
+    hertz = os.sysconf("SC_CLK_TCK")
+    ticks: dict[int, int | None] = {}
+    by_root: dict[int, float] = {}
+    for root in dict.fromkeys(pids):
+        members = tree(root)
+        for pid in members:
+            if pid not in ticks:
+                ticks[pid] = _ticks(pid)
+        mine = [ticks[pid] for pid in members if ticks[pid] is not None]
+        if mine:
+            by_root[root] = sum(t for t in mine if t is not None) / hertz
+    known = [t for t in ticks.values() if t is not None]
+    return Reading(total=sum(known) / hertz if known else None, by_root=by_root)
+
+
 def process_seconds(pids: tuple[int, ...]) -> float | None:
     """User + system CPU time of the given processes and their descendants, in seconds.
 
     None when nothing was given or none of them can be read."""
-    if not pids:
-        return None
-    ticks = 0
-    readable = False
-    for pid in dict.fromkeys(p for root in pids for p in tree(root)):
-        fields = _stat_fields(pid)
-        if fields is None:
-            continue
-        readable = True
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (all threads)
-    return ticks / os.sysconf("SC_CLK_TCK") if readable else None
+    return read(pids).total
 
 
-def by_root(pids: tuple[int, ...]) -> dict[int, float]:
-    """Each given PID's own reading (its process tree), for the readable ones."""
-    found = {pid: process_seconds((pid,)) for pid in dict.fromkeys(pids)}
-    return {pid: seconds for pid, seconds in found.items() if seconds is not None}
-
-
-def spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
-    """CPU seconds per PID between two `by_root` readings (PIDs read both times)."""
-    return {pid: round(after[pid] - before[pid], 3) for pid in before if pid in after}
+def spent(before: Reading, after: Reading) -> tuple[float | None, dict[int, float]]:
+    """CPU seconds between two readings: in all, and per given PID (those read both times)."""
+    total = None
+    if before.total is not None and after.total is not None:
+        total = after.total - before.total
+    per_root = {
+        pid: round(after.by_root[pid] - seconds, 3)
+        for pid, seconds in before.by_root.items()
+        if pid in after.by_root
+    }
+    return total, per_root
 
 
 @dataclass(frozen=True)

@@ -110,11 +110,10 @@ class Runner:
     def measure(self, target: Target, scenario: Scenario, round_no: int) -> Result:
         if self.options.warmup > 0:
             self.load(target, scenario, self.options.warmup)
-        cpu_before, machine_before = cpu.process_seconds(target.pids), cpu.machine_times()
-        roots_before = cpu.by_root(target.pids) if len(target.pids) > 1 else {}
+        cpu_before, machine_before = cpu.read(target.pids), cpu.machine_times()
         data = self.load(target, scenario, self.options.seconds)
-        cpu_after, machine_after = cpu.process_seconds(target.pids), cpu.machine_times()
-        roots_after = cpu.by_root(target.pids) if len(target.pids) > 1 else {}
+        cpu_after, machine_after = cpu.read(target.pids), cpu.machine_times()
+        cpu_total, cpu_by_pid = cpu.spent(cpu_before, cpu_after)
         socket_errors = data.get("socket", 0) + sum(
             data.get(key, 0) for key in ("connect", "read", "write", "timeout")
         )
@@ -130,11 +129,9 @@ class Runner:
             p90_ms=data["p90"] / 1000,
             p99_ms=data["p99"] / 1000,
             max_ms=data["max"] / 1000,
-            cpu_seconds=(
-                cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
-            ),
+            cpu_seconds=cpu_total,
             machine_busy_percent=cpu.busy_percent(machine_before, machine_after),
-            cpu_by_pid=cpu.spent(roots_before, roots_after),
+            cpu_by_pid=cpu_by_pid if len(target.pids) > 1 else {},
         )
 
     def soak(self, target: Target, say: Say) -> dict[str, Any]:
