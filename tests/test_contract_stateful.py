@@ -765,6 +765,25 @@ def test_malformed_json_is_a_validation_error(api: Api, session: str) -> None:
     assert "session-id" not in response.headers
 
 
+@pytest.mark.parametrize("who", ["live", "none", "unknown"])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [(b'{"productId": ', "Malformed JSON"), (b'["prod001"]', "Body must be a JSON object")],
+)
+def test_a_bad_cart_add_body_is_refused_before_the_session_is(
+    api: Api, session: str, who: str, raw: bytes, message: str
+) -> None:
+    """Phase 1 parses the body before it checks the session, so a bad body is a 400 whatever
+    the session; statebridge checks both at once but answers in that order."""
+    headers = {"Content-Type": "application/json"}
+    if who != "none":
+        headers["Session-ID"] = session if who == "live" else str(uuid.uuid4())
+    response = api.http.post(f"{api.base}/cart/add", content=raw, headers=headers)
+    assert_error(response, 400, "Validation failed", [{"field": "body", "message": message}])
+    cart = success_data(api.call("GET", "/cart", session), "Cart retrieved")
+    assert cart["cart"]["items"] == []
+
+
 def test_arrays_are_not_objects(api: Api, session: str) -> None:
     headers = {"Content-Type": "application/json"}
     response = api.call("PUT", "/session", session, content=b'[{"data": {}}]', headers=headers)

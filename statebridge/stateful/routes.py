@@ -13,7 +13,7 @@ from starlette.responses import Response
 from statebridge import process
 from statebridge.body import require_fields
 from statebridge.carts.repository import CartItem, cart_total
-from statebridge.deps import Body, ServicesDep
+from statebridge.deps import Body, ServicesDep, json_object
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.sessions.store import Session
 from statebridge.stateful.deps import (
@@ -213,7 +213,17 @@ def quantity_of(body: dict[str, Any]) -> int:
 
 
 @router.post("/cart/add", openapi_extra=OBJECT_BODY)
-async def add_to_cart(body: Body, session: LiveSession, services: ServicesDep) -> Response:
+async def add_to_cart(request: Request, services: ServicesDep) -> Response:
+    # the session is checked while the body is read (each waits on its own round trip);
+    # the body's errors still come first, as in Phase 1, where the JSON parser runs before
+    # the session check. A refused body may still have slid its session's expiry.
+    checking = asyncio.ensure_future(live_session(request))
+    try:
+        body = await json_object(request)
+    except BaseException:
+        checking.add_done_callback(_ignore_outcome)
+        raise
+    session = await checking
     require_fields(body, "productId")
     product_id = body["productId"]
     quantity = quantity_of(body)
