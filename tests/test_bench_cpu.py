@@ -50,9 +50,9 @@ def test_a_pid_counts_the_cpu_of_the_processes_below_it(
 ) -> None:
     below = cpu.tree(family.pid)
     assert below[0] == family.pid and len(below) == 2
-    alone = cpu.process_seconds((family.pid,))
-    whole = cpu.process_seconds(tuple(below))
-    child_only = cpu.process_seconds((below[1],))
+    alone = cpu.read((family.pid,)).total
+    whole = cpu.read(tuple(below)).total
+    child_only = cpu.read((below[1],)).total
     assert child_only is not None and child_only >= 0.45
     # the parent's PID stands for both; the child is counted once, however it is named
     assert whole is not None and whole >= child_only
@@ -60,10 +60,10 @@ def test_a_pid_counts_the_cpu_of_the_processes_below_it(
 
 
 def test_nothing_to_read_is_none_not_zero(tmp_path: Path) -> None:
-    assert cpu.process_seconds(()) is None
+    assert cpu.read(()).total is None
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    assert cpu.process_seconds((gone.pid,)) is None
+    assert cpu.read((gone.pid,)).total is None
 
 
 def test_machine_busy_share() -> None:

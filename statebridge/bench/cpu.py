@@ -18,14 +18,6 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
-
-
 def children(pid: int) -> list[int]:
     """Direct child processes of `pid` (from every one of its threads)."""
     found: list[int] = []
@@ -55,8 +47,13 @@ def tree(pid: int) -> list[int]:
 
 
 def _ticks(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return None if fields is None else int(fields[11]) + int(fields[12])  # utime, stime
+    """User + system CPU ticks of one process (all its threads), or None if it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return int(fields[11]) + int(fields[12])
 
 
 @dataclass(frozen=True)
@@ -78,18 +75,11 @@ def read(pids: tuple[int, ...]) -> Reading:
         for pid in members:
             if pid not in ticks:
                 ticks[pid] = _ticks(pid)
-        mine = [ticks[pid] for pid in members if ticks[pid] is not None]
+        mine = [t for pid in members if (t := ticks[pid]) is not None]
         if mine:
-            by_root[root] = sum(t for t in mine if t is not None) / hertz
+            by_root[root] = sum(mine) / hertz
     known = [t for t in ticks.values() if t is not None]
     return Reading(total=sum(known) / hertz if known else None, by_root=by_root)
-
-
-def process_seconds(pids: tuple[int, ...]) -> float | None:
-    """User + system CPU time of the given processes and their descendants, in seconds.
-
-    None when nothing was given or none of them can be read."""
-    return read(pids).total
 
 
 def spent(before: Reading, after: Reading) -> tuple[float | None, dict[int, float]]:

@@ -59,7 +59,7 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def percent(data: dict[str, Any]) -> str:
+def machine_busy(data: dict[str, Any]) -> str:
     busy = data.get("machine_busy_percent")
     return "-" if busy is None else f"{busy:.0f}%"
 
@@ -81,7 +81,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
                 f"| {row['scenario'] if index == 0 else ''} | {name} | {fmt(data['rps'], 0)} | "
                 f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
                 f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
-                f"{fmt(data.get('cpu_us_per_request'), 0)} | {percent(data)} | {ratio} |"
+                f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | {ratio} |"
             )
     return "\n".join(lines)
 
