@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("statebridge")
 GRACE_SECONDS = 20  # as long as uvicorn's timeout_graceful_shutdown
+KILL_SECONDS = 2  # after the grace period, before Granian's workers are killed
 
 
 def available() -> bool:
@@ -68,6 +69,25 @@ DRAIN_BYTES = 64 * 1024 * 1024  # past this a client sending a refused body is c
 DRAIN_SECONDS = 10.0
 
 
+class Arriving:
+    """Requests whose body is still arriving: Granian's stop would leave them unread."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.draining = False
+        self.none = asyncio.Event()
+        self.none.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.none.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.none.set()
+
+
 class Adapter:
     """What Granian does differently from uvicorn, smoothed over for the app.
 
@@ -76,29 +96,59 @@ class Adapter:
     - When an answer goes out before the request body was read (a 413 for a body over the
       limit), it closes the connection while the client is still sending, so the client
       sees a broken pipe instead of the 413. uvicorn reads and discards the rest; so does
-      this, within bounds."""
+      this, within bounds.
+    - Once stopped it reads no more of a request body, so a request whose body was still
+      arriving would wait for it until killed. The adapter counts such requests, so that a
+      stop can wait for their bodies first (`finish`); meanwhile each answer it starts says
+      `Connection: close`."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, arriving: Arriving) -> None:
         self.app = app
         self.server = (host, port)
+        self.arriving = arriving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["server"] = self.server
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.arriving.draining:
+            send = closing(send)
+        if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         finished = False
+        self.arriving.enter()
 
         async def receive_tracked() -> Message:
             nonlocal finished
             message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
+            if not finished and (
+                message["type"] != "http.request" or not message.get("more_body", False)
+            ):
                 finished = True
+                self.arriving.leave()
             return message
 
-        await self.app(scope, receive_tracked, send)
-        if not finished:
-            await drain(receive)
+        try:
+            await self.app(scope, receive_tracked, send)
+            if not finished:
+                await drain(receive_tracked)
+        finally:
+            if not finished:
+                self.arriving.leave()
+
+
+def closing(send: Send) -> Send:
+    """`send`, adding `Connection: close` to the answer's headers."""
+
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", []), (b"connection", b"close")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_closing
 
 
 async def drain(receive: Receive) -> None:
@@ -113,6 +163,24 @@ async def drain(receive: Receive) -> None:
                 left -= len(message.get("body", b""))
                 if not message.get("more_body", False):
                     return
+
+
+async def finish(servers: list[Any], arriving: Arriving, sockets: list[socket.socket]) -> None:
+    """Let the request bodies still arriving come in (within the grace period), then stop
+    Granian: it closes the listener and idle connections and lets the requests in flight
+    finish.
+
+    Until then the listener still takes connections (shutting it down under Granian makes
+    its accept loop spin), and what comes in is answered with `Connection: close`."""
+    arriving.draining = True
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(GRACE_SECONDS):
+            await arriving.none.wait()
+    for server in servers:  # a body still not in after the grace period gets a short while
+        server.workers_kill_timeout = KILL_SECONDS
+        server.stop()
+    for sock in sockets:  # Granian closes its duplicate; with ours closed too, new
+        sock.close()  # connections are refused instead of waiting in the backlog
 
 
 def quiet_granian_logs() -> None:
@@ -132,8 +200,10 @@ async def serve(
     from granian.constants import HTTPModes, Interfaces
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+    arriving = Arriving()
+
     def target(sock: socket.socket, host: str) -> Any:
-        located = Adapter(app, host, sock.getsockname()[1])
+        located = Adapter(app, host, sock.getsockname()[1], arriving)
         return ProxyHeadersMiddleware(located, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
 
     server_class = _server_class()
@@ -155,18 +225,24 @@ async def serve(
     for server in servers:
         server.workers_kill_timeout = GRACE_SECONDS
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
 
     def stop() -> None:
+        if stopping:
+            return
         log.info("Shutting down")
-        for server in servers:
-            server.stop()
+        stopping.append(loop.create_task(finish(servers, arriving, [sock for sock, _ in sockets])))
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
     try:
         await asyncio.gather(*(server.serve() for server in servers))
     except TimeoutError:  # the embedded server raises when a worker outlives the grace period
-        log.warning("requests still in flight after %d s were cut off", GRACE_SECONDS)
+        log.warning(
+            "requests still in flight after the %d s grace period were cut off", GRACE_SECONDS
+        )
     finally:
+        for task in stopping:
+            task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -193,6 +193,8 @@ def serve(settings: Settings, migrate: bool = False) -> None:
             finally:
                 os._exit(code)
         children.append(pid)
+    for listener in listeners:  # the workers have them; a copy here would keep a stopping
+        listener.sock.close()  # worker's listener open, its backlog filling, unanswered
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

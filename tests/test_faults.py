@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -391,21 +392,11 @@ def verify_load(client: httpx.Client, sessions: list[str], ledger: Ledger) -> No
         assert not missing, (session_id, missing)
 
 
-@pytest.mark.parametrize(
-    "http_server",
-    [
-        "uvicorn",
-        pytest.param(
-            "granian",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Granian stops reading request bodies at SIGTERM: the request in flight "
-                "gets a bare 500 after the 20 s grace period instead of its answer",
-            ),
-        ),
-    ],
-)
-def test_sigterm_finishes_the_request_in_flight_then_closes_pools(
+HTTP_SERVERS = ["uvicorn", "granian"]
+
+
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_sigterm_waits_for_a_body_still_arriving_then_closes_pools(
     tmp_path: Path, http_server: str
 ) -> None:
     server = Server(env={"STATEBRIDGE_HTTP_SERVER": http_server}, data_dir=tmp_path).start()
@@ -420,8 +411,15 @@ def test_sigterm_finishes_the_request_in_flight_then_closes_pools(
             time.sleep(0.3)  # the server has the headers: the request is in flight
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
-            wait_until(lambda: refuses(server.port), "listener closed after SIGTERM")
-            assert server.process.poll() is None  # still finishing our request
+            wait_until(lambda: "Shutting down" in server.log(), "the stop begins")
+            if http_server == "uvicorn":
+                wait_until(lambda: refuses(server.port), "listener closed after SIGTERM")
+            else:  # Granian listens until the bodies arriving are in; it answers, then closes
+                late = get_on_new_connection(server.port, "/health")
+                assert late.startswith(b"HTTP/1.1 200"), late[:300]
+                assert b"\r\nconnection: close\r\n" in late.lower(), late[:600]
+            time.sleep(1.0)
+            assert server.process.poll() is None  # still waiting for our body
             sock.sendall(body[10:])
             answer = read_response(sock)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
@@ -432,7 +430,48 @@ def test_sigterm_finishes_the_request_in_flight_then_closes_pools(
         server.stop()
     log = server.log()
     assert "connection pools closed" in log
+    assert "cut off" not in log
     assert log.index("Shutting down") < log.index("connection pools closed")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_sigterm_closes_the_listener_and_answers_a_request_waiting_on_the_database(
+    tmp_path: Path, http_server: str, workers: int
+) -> None:
+    env = {"STATEBRIDGE_HTTP_SERVER": http_server, "STATEBRIDGE_WORKERS": str(workers)}
+    server = Server(env=env, data_dir=tmp_path).start()
+    body = b'{"userId": "user001"}'
+    database = sqlite3.connect(tmp_path / "statebridge.db", isolation_level=None)
+    try:
+        database.execute("BEGIN EXCLUSIVE")  # a new session must wait for this to end
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /api/stateful/session HTTP/1.1\r\nHost: x\r\n"
+                + b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            time.sleep(0.3)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: refuses(server.port), "listener closed after SIGTERM")
+            assert server.process.poll() is None  # still answering our request
+            database.execute("COMMIT")
+            answer = read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert b"session-id: " in answer.lower()
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        database.close()
+        server.stop()
+    assert "connection pools closed" in server.log()
+
+
+def get_on_new_connection(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return read_response(sock)
 
 
 def refuses(port: int) -> bool:
