@@ -122,3 +122,28 @@ def test_an_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("statebridge bench:") and server.stateless_url in last, last
     assert "Traceback" not in done.stderr
+
+
+def test_a_watched_disk_gets_a_column_and_a_figure_per_run(target: Server, tmp_path: Path) -> None:
+    from statebridge.bench.disk import devices
+
+    device = next(name for name in devices() if not name.startswith(("loop", "ram", "zram")))
+    out = tmp_path / "bench.json"
+    done = bench(target, out, "--engine", "python", "--endpoints", "/health", "--disk", device)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["options"]["disk"] == device
+    assert [type(run["disk_stall_ms"]) for run in report["results"]] == [float, float]
+    header = next(line for line in done.stdout.splitlines() if line.startswith("| scenario"))
+    assert "| disk stall ms |" in header
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| GET /health")]
+    assert rows and rows[0].count("|") == header.count("|")
+
+
+def test_an_unknown_disk_is_refused_before_any_load(tmp_path: Path) -> None:
+    server = Server(env={}, data_dir=tmp_path)  # never started: the check comes first
+    done = bench(server, tmp_path / "bench.json", "--disk", "/dev/nosuchdisk")
+    assert done.returncode == 2
+    assert "no block device 'nosuchdisk'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "bench.json").exists()

@@ -69,6 +69,14 @@ def bench(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Accept any TLS certificate (self-signed nginx)")
     ] = False,
+    disk: Annotated[
+        str | None,
+        typer.Option(
+            help="A block device as /proc/diskstats names it (e.g. vda; `findmnt -no SOURCE "
+            "/var/lib/postgresql` tells PostgreSQL's): each run's longest stretch with "
+            "requests in flight and none completed, a column of its own"
+        ),
+    ] = None,
 ) -> None:
     """Load-test statebridge (and, alternately, a baseline such as Phase 1): req/s, p50/p90/p99,
     errors and the ratio, as a table, JSON and optionally a PNG chart.
@@ -100,6 +108,8 @@ def bench(
         )
     if len({target.name for target in targets}) != len(targets):
         raise typer.BadParameter("--name and --baseline-name must differ")
+    if disk is not None:
+        disk = check_disk(disk)
     options = Options(
         seconds=duration,
         warmup=warmup,
@@ -115,6 +125,7 @@ def bench(
         timeout=timeout,
         insecure=insecure,
         soak=soak,
+        disk=disk,
     )
 
     def say(line: str) -> None:
@@ -145,3 +156,20 @@ def bench(
                 "no chart: matplotlib is missing (pip install 'statebridge[bench]')", err=True
             )
     sys.stdout.flush()
+
+
+def check_disk(name: str) -> str:
+    """The device name as /proc/diskstats has it (a leading /dev/ is dropped), or a clear error."""
+    from statebridge.bench.disk import devices
+
+    device = name.removeprefix("/dev/")
+    try:
+        known = devices()
+    except OSError:
+        raise typer.BadParameter("/proc/diskstats cannot be read (Linux only)") from None
+    if device not in known:
+        real = [found for found in known if not found.startswith(("loop", "ram", "zram"))]
+        raise typer.BadParameter(
+            f"no block device {device!r}; /proc/diskstats has: {', '.join(real)}"
+        )
+    return device

@@ -55,6 +55,7 @@ class Result:
     cpu_seconds: float | None = None  # of the target's --pid processes, children included
     machine_busy_percent: float | None = None  # of all CPUs, whoever used them
     cpu_by_pid: dict[int, float] = field(default_factory=dict)  # each --pid's share
+    disk_stall_ms: float | None = None  # longest time the --disk device completed nothing
 
     @property
     def rps(self) -> float:

@@ -65,12 +65,16 @@ def machine_busy(data: dict[str, Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]], names: list[str]) -> str:
-    """A Markdown table: it reads in a terminal and pastes into BENCHMARKS.md."""
+    """A Markdown table: it reads in a terminal and pastes into BENCHMARKS.md. The disk
+    column is there when a disk was watched (--disk)."""
+    watched = any(
+        row.get(name, {}).get("disk_stall_ms") is not None for row in rows for name in names
+    )
     header = (
         "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
-        "| CPU µs/req | machine busy | ratio |"
+        "| CPU µs/req | machine busy |" + (" disk stall ms |" if watched else "") + " ratio |"
     )
-    lines = [header, "|---" * 11 + "|"]
+    lines = [header, "|---" * (12 if watched else 11) + "|"]
     for row in rows:
         for index, name in enumerate(names):
             data = row.get(name)
@@ -81,7 +85,9 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
                 f"| {row['scenario'] if index == 0 else ''} | {name} | {fmt(data['rps'], 0)} | "
                 f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
                 f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
-                f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | {ratio} |"
+                f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | "
+                + (f"{fmt(data.get('disk_stall_ms'), 0)} | " if watched else "")
+                + f"{ratio} |"
             )
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from statebridge.bench import cpu, loadgen, wrk
+from statebridge.bench import cpu, disk, loadgen, wrk
 from statebridge.bench.model import (
     DEFAULT_ENDPOINTS,
     MIX,
@@ -41,6 +41,7 @@ class Options:
     timeout: float = 5.0
     insecure: bool = False
     soak: int = 0  # seconds of stateful mix while RSS is sampled; 0 = no soak
+    disk: str | None = None  # a block device to watch for stalls during each run
 
     def resolved_engine(self) -> str:
         if self.engine == "auto":
@@ -110,8 +111,13 @@ class Runner:
     def measure(self, target: Target, scenario: Scenario, round_no: int) -> Result:
         if self.options.warmup > 0:
             self.load(target, scenario, self.options.warmup)
+        watch = disk.Watch(self.options.disk) if self.options.disk else None
         cpu_before, machine_before = cpu.read(target.pids), cpu.machine_times()
-        data = self.load(target, scenario, self.options.seconds)
+        if watch is None:
+            data = self.load(target, scenario, self.options.seconds)
+        else:
+            with watch:
+                data = self.load(target, scenario, self.options.seconds)
         cpu_after, machine_after = cpu.read(target.pids), cpu.machine_times()
         cpu_total, cpu_by_pid = cpu.spent(cpu_before, cpu_after)
         socket_errors = data.get("socket", 0) + sum(
@@ -132,6 +138,7 @@ class Runner:
             cpu_seconds=cpu_total,
             machine_busy_percent=cpu.busy_percent(machine_before, machine_after),
             cpu_by_pid=cpu_by_pid if len(target.pids) > 1 else {},
+            disk_stall_ms=watch.stall_ms if watch else None,
         )
 
     def soak(self, target: Target, say: Say) -> dict[str, Any]:
@@ -217,6 +224,7 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
             "threads": options.threads,
             "rounds": options.rounds,
             "sessions": options.sessions,
+            "disk": options.disk,
         },
         "targets": [
             {"name": t.name, "url": t.url, "stateful_url": t.stateful_url, "pids": list(t.pids)}
