@@ -72,7 +72,7 @@ def bench(
     disk: Annotated[
         str | None,
         typer.Option(
-            help="A block device as /proc/diskstats names it (e.g. vda; `findmnt -no SOURCE "
+            help="A block device as /proc/diskstats names it (e.g. vda; `findmnt -no SOURCE -T "
             "/var/lib/postgresql` tells PostgreSQL's): each run's longest stretch with "
             "requests in flight and none completed, a column of its own"
         ),
