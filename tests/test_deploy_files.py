@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from statebridge import granian_server
 from statebridge.config import Settings
 from statebridge.deploy.nginx import NginxOptions, RenderError, render
 from tests.servers import Server, clean_env, free_port
@@ -247,6 +248,16 @@ def test_production_compose_needs_every_secret() -> None:
         done = compose_config("docker-compose.prod.yml", env)
         assert done.returncode != 0
         assert f"set {missing}" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.prod.yml"])
+def test_docker_waits_for_the_apps_graceful_stop(name: str) -> None:
+    """`docker stop` kills after 10 s by default; the app's stop may take its grace period
+    and then the last short wait before Granian's workers are killed."""
+    env = PROD_ENV if "prod" in name else {}
+    grace = services_of(compose_config(name, env))["app"]["stop_grace_period"]
+    seconds = int(str(grace).removesuffix("s"))
+    assert seconds > granian_server.GRACE_SECONDS + granian_server.KILL_SECONDS, grace
 
 
 def published(service: dict[str, Any]) -> list[Any]:
