@@ -228,7 +228,11 @@ async def serve(
     stopping: list[asyncio.Task[None]] = []
 
     def stop() -> None:
-        if stopping:
+        if stopping:  # a second signal: no more waiting for bodies still arriving
+            log.info("Stopping now")
+            for server in servers:
+                server.workers_kill_timeout = KILL_SECONDS
+                server.stop()
             return
         log.info("Shutting down")
         stopping.append(loop.create_task(finish(servers, arriving, [sock for sock, _ in sockets])))

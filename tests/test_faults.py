@@ -434,6 +434,32 @@ def test_sigterm_waits_for_a_body_still_arriving_then_closes_pools(
     assert log.index("Shutting down") < log.index("connection pools closed")
 
 
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_a_second_signal_stops_without_waiting_for_the_body(
+    tmp_path: Path, http_server: str
+) -> None:
+    server = Server(env={"STATEBRIDGE_HTTP_SERVER": http_server}, data_dir=tmp_path).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /calculate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 40\r\n\r\n{"
+            )
+            time.sleep(0.3)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: "Shutting down" in server.log(), "the stop begins")
+            time.sleep(0.5)
+            assert server.process.poll() is None  # waiting for the body
+            server.process.send_signal(signal.SIGINT)  # Ctrl-C, as a second signal
+            # well inside the 20 s grace period that the first signal would have waited
+            assert server.process.wait(10) is not None
+    finally:
+        server.stop()
+    if http_server == "granian":  # uvicorn's forced quit skips the lifespan shutdown
+        assert "connection pools closed" in server.log()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("http_server", HTTP_SERVERS)
 def test_sigterm_closes_the_listener_and_answers_a_request_waiting_on_the_database(
