@@ -176,11 +176,16 @@ async def finish(servers: list[Any], arriving: Arriving, sockets: list[socket.so
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(GRACE_SECONDS):
             await arriving.none.wait()
-    for server in servers:  # a body still not in after the grace period gets a short while
-        server.workers_kill_timeout = KILL_SECONDS
-        server.stop()
+    stop_now(servers)  # a body still not in after the grace period gets a short while
     for sock in sockets:  # Granian closes its duplicate; with ours closed too, new
         sock.close()  # connections are refused instead of waiting in the backlog
+
+
+def stop_now(servers: list[Any]) -> None:
+    """Stop Granian, giving what is still in flight KILL_SECONDS before its workers go."""
+    for server in servers:
+        server.workers_kill_timeout = KILL_SECONDS
+        server.stop()
 
 
 def quiet_granian_logs() -> None:
@@ -230,9 +235,7 @@ async def serve(
     def stop() -> None:
         if stopping:  # a second signal: no more waiting for bodies still arriving
             log.info("Stopping now")
-            for server in servers:
-                server.workers_kill_timeout = KILL_SECONDS
-                server.stop()
+            stop_now(servers)
             return
         log.info("Shutting down")
         stopping.append(loop.create_task(finish(servers, arriving, [sock for sock, _ in sockets])))

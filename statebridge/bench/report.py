@@ -74,7 +74,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
         "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
         "| CPU µs/req | machine busy |" + (" disk stall ms |" if watched else "") + " ratio |"
     )
-    lines = [header, "|---" * (12 if watched else 11) + "|"]
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
     for row in rows:
         for index, name in enumerate(names):
             data = row.get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
@@ -113,11 +114,8 @@ class Runner:
             self.load(target, scenario, self.options.warmup)
         watch = disk.Watch(self.options.disk) if self.options.disk else None
         cpu_before, machine_before = cpu.read(target.pids), cpu.machine_times()
-        if watch is None:
+        with watch or contextlib.nullcontext():
             data = self.load(target, scenario, self.options.seconds)
-        else:
-            with watch:
-                data = self.load(target, scenario, self.options.seconds)
         cpu_after, machine_after = cpu.read(target.pids), cpu.machine_times()
         cpu_total, cpu_by_pid = cpu.spent(cpu_before, cpu_after)
         socket_errors = data.get("socket", 0) + sum(
