@@ -403,11 +403,7 @@ def test_sigterm_waits_for_a_body_still_arriving_then_closes_pools(
     body = b'{"operation": "add", "values": [20, 22]}'
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /calculate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body[:10]
-            )
+            sock.sendall(post_head("/calculate", len(body)) + body[:10])
             time.sleep(0.3)  # the server has the headers: the request is in flight
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
@@ -441,10 +437,7 @@ def test_a_second_signal_stops_without_waiting_for_the_body(
     server = Server(env={"STATEBRIDGE_HTTP_SERVER": http_server}, data_dir=tmp_path).start()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /calculate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 40\r\n\r\n{"
-            )
+            sock.sendall(post_head("/calculate", 40) + b"{")
             time.sleep(0.3)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
@@ -472,12 +465,7 @@ def test_sigterm_closes_the_listener_and_answers_a_request_waiting_on_the_databa
     try:
         database.execute("BEGIN EXCLUSIVE")  # a new session must wait for this to end
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /api/stateful/session HTTP/1.1\r\nHost: x\r\n"
-                + b"Content-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            sock.sendall(post_head("/api/stateful/session", len(body)) + body)
             time.sleep(0.3)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
@@ -492,6 +480,14 @@ def test_sigterm_closes_the_listener_and_answers_a_request_waiting_on_the_databa
         database.close()
         server.stop()
     assert "connection pools closed" in server.log()
+
+
+def post_head(path: str, length: int) -> bytes:
+    """The head of a JSON POST whose body, `length` bytes, the caller sends after it."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def get_on_new_connection(port: int, path: str) -> bytes:
