@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from statebridge.bench.disk import Sample, Watch, devices, longest_stall, parse
+from statebridge.bench.disk import Sample, Watch, devices, longest_stall, parse, real_devices
 
 # two lines as a 6.x kernel writes them: 17 fields after the name (flushes last)
 STATS = (
@@ -20,6 +20,7 @@ def test_a_line_becomes_completed_requests_and_requests_in_flight() -> None:
     assert sample == Sample(at=1.0, completed=100 + 200 + 5 + 7, in_flight=2)
     assert parse(STATS, "sdz", at=1.0) is None
     assert devices(STATS) == ["loop0", "vda"]
+    assert real_devices(devices(STATS)) == ["vda"]
 
 
 def test_an_older_kernels_eleven_fields_still_parse() -> None:
@@ -67,7 +68,7 @@ def test_the_watch_samples_a_device_while_it_runs(tmp_path: Path) -> None:
 
 
 def test_the_watch_reads_the_real_file_for_a_real_device() -> None:
-    device = next(name for name in devices() if not name.startswith(("loop", "ram", "zram")))
+    device = real_devices(devices())[0]
     with Watch(device, interval=0.005) as watch:
         time.sleep(0.1)
     assert len(watch.samples) > 1

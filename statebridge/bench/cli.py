@@ -160,7 +160,7 @@ def bench(
 
 def check_disk(name: str) -> str:
     """The device name as /proc/diskstats has it (a leading /dev/ is dropped), or a clear error."""
-    from statebridge.bench.disk import devices
+    from statebridge.bench.disk import devices, real_devices
 
     device = name.removeprefix("/dev/")
     try:
@@ -168,8 +168,6 @@ def check_disk(name: str) -> str:
     except OSError:
         raise typer.BadParameter("/proc/diskstats cannot be read (Linux only)") from None
     if device not in known:
-        real = [found for found in known if not found.startswith(("loop", "ram", "zram"))]
-        raise typer.BadParameter(
-            f"no block device {device!r}; /proc/diskstats has: {', '.join(real)}"
-        )
+        real = ", ".join(real_devices(known))
+        raise typer.BadParameter(f"no block device {device!r}; /proc/diskstats has: {real}")
     return device

@@ -39,6 +39,11 @@ def devices(text: str | None = None) -> list[str]:
     return [line.split()[2] for line in text.splitlines() if len(line.split()) > 2]
 
 
+def real_devices(names: list[str]) -> list[str]:
+    """`names` without the virtual ones (loop devices, RAM disks)."""
+    return [name for name in names if not name.startswith(("loop", "ram", "zram"))]
+
+
 def parse(text: str, device: str, at: float) -> Sample | None:
     """The device's line of /proc/diskstats as a Sample; None if the device is not there."""
     for line in text.splitlines():
