@@ -229,6 +229,53 @@ def test_existing_rows_are_kept_unless_force(pg_env: dict[str, str], tmp_path: P
     assert table_dump(pg_env) == before
 
 
+def test_taken_emails_count_only_rows_that_would_be_written(
+    pg_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A changed row that is kept (no --force) cannot take an email; under --force it can,
+    and is refused when another user has that email; new rows are checked either way."""
+    report(pg_env, "migrate", "data", "--users", str(PHASE1 / "users.json"))
+    source = phase1("users.json")[:1]
+    source[0]["email"] = "user2@example.com"  # user001 asks for user002's email
+    source += [
+        {"id": "u03", "name": "New", "email": "new@example.com"},
+        {"id": "u04", "name": "Clash", "email": "USER1@example.com"},
+    ]
+    users = write_json(tmp_path / "users.json", source)
+
+    kept = report(pg_env, "migrate", "data", "--users", str(users))
+    table = by_table(kept)["users"]
+    assert (table["inserted"], table["skipped"], table["kept_different"], table["invalid"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert [(p["where"], p["reason"]) for p in kept["problems"]["items"]] == [
+        ("users.json[2]", "email already belongs to user user001")
+    ]
+    assert table["verification"]["ok"]
+
+    forced = report(pg_env, "migrate", "data", "--users", str(users), "--force")
+    table = by_table(forced)["users"]
+    assert (table["inserted"], table["updated"], table["skipped"], table["invalid"]) == (
+        0,
+        0,
+        1,
+        2,
+    )
+    assert [(p["where"], p["reason"]) for p in forced["problems"]["items"]] == [
+        ("users.json[0]", "email already belongs to user user002"),
+        ("users.json[2]", "email already belongs to user user001"),
+    ]
+    assert table["verification"]["ok"]
+    assert sql_rows(pg_env, "SELECT id, email FROM users ORDER BY id") == [
+        ("u03", "new@example.com"),
+        ("user001", "user1@example.com"),
+        ("user002", "user2@example.com"),
+    ]
+
+
 def test_dry_run_reports_and_changes_nothing(pg_env: dict[str, str], tmp_path: Path) -> None:
     empty = table_dump(pg_env)
     dry = report(pg_env, "migrate", "data", *GUIDE_FILES, "--dry-run")

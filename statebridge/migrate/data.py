@@ -31,10 +31,9 @@ from statebridge.migrate.merge import (
     DataOptions,
     Kind,
     TableReport,
+    check_staged,
     kinds,
     load_directly,
-    plan,
-    reject_conflicts,
     stage,
     verify,
     verify_whole,
@@ -179,8 +178,7 @@ async def run(
             continue
         await stage(conn, kind, source, table, report.problems, bars)
         with bars.step(f"checking {kind.name}"):
-            await reject_conflicts(conn, kind, source, table, report.problems, options.force)
-            await plan(conn, kind, table, options)
+            await check_staged(conn, kind, source, table, report.problems, options)
         staged.append((kind, table))
     for kind, table in loaded + staged:
         if table.read == 0:
@@ -196,8 +194,9 @@ async def run(
         with bars.step(f"verifying {kind.name}"):
             table.verification = await verify_whole(conn, kind, table)
     for kind, table in staged:
-        with bars.step(f"writing {kind.name}"):
-            await write(conn, kind, options)
+        if table.inserted or table.updated:  # as counted by `plan`, in this transaction
+            with bars.step(f"writing {kind.name}"):
+                await write(conn, kind, options)
         with bars.step(f"verifying {kind.name}"):
             table.verification = await verify(conn, kind, table, options)
 

@@ -11,7 +11,7 @@ row by its fingerprint. Either way every valid record is read back from the data
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -261,69 +261,98 @@ def record_id(record: Any) -> Any:
     return record.get("id") if isinstance(record, dict) else None
 
 
-async def reject_conflicts(
+async def check_staged(
     conn: AsyncConnection,
     kind: Kind,
     source: ArraySource,
     table: TableReport,
     problems: Problems,
-    force: bool,
+    options: DataOptions,
 ) -> None:
-    """Drop from staging what cannot be written: repeated ids and emails, taken emails."""
+    """Drop from staging what cannot be written (repeated ids and emails, emails that other
+    users have), then count what the merge will do. Only rows that will be written can
+    take an email, so that join runs only when `plan` finds some: a re-run skips it."""
+    stage = kind.stage
+
+    def duplicate(what: str) -> Callable[[Any], str]:
+        return lambda row: f"duplicate {what} (first at {source.where(row.first)})"
+
+    checks = [(repeated(stage, stage.c.id), duplicate("id"))]
+    if kind.name == "users":
+        checks.append((repeated(stage, sa.func.lower(stage.c.email)), duplicate("email")))
+    await reject(conn, kind, source, table, problems, checks)
+    await plan(conn, kind, table, options)
+    if kind.name == "users" and (table.inserted or table.updated):
+        taken = [(taken_emails(kind, options.force), owned_by)]
+        if await reject(conn, kind, source, table, problems, taken):
+            await plan(conn, kind, table, options)
+
+
+def repeated(stage: sa.Table, key: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """Rows whose key an earlier row already has (a hash aggregate, no sort)."""
+    firsts = (
+        sa.select(key.label("key"), sa.func.min(stage.c.pos).label("first"))
+        .group_by(key)
+        .having(sa.func.count() > 1)
+        .subquery()
+    )
+    return (
+        sa.select(stage.c.pos, stage.c.id, stage.c.digest, firsts.c.first)
+        .join(firsts, firsts.c.key == key)
+        .where(stage.c.pos != firsts.c.first)
+    )
+
+
+def taken_emails(kind: Kind, force: bool) -> sa.Select[Any]:
+    """Staged users that would be written with an email another user has: new ids, and
+    changed rows under --force."""
+    stage = kind.stage
+    current = users.alias("current")
+    same = current.c.id == stage.c.id
+    writable = (
+        ~sa.exists().where(same, ~differs(kind, current, stage.c))
+        if force
+        else ~sa.exists().where(same)
+    )
+    return (
+        sa.select(stage.c.pos, stage.c.id, stage.c.digest, users.c.id.label("owner"))
+        .join(users, sa.func.lower(users.c.email) == sa.func.lower(stage.c.email))
+        .where(users.c.id != stage.c.id, writable)
+    )
+
+
+def owned_by(row: Any) -> str:
+    return f"email already belongs to user {row.owner}"
+
+
+async def reject(
+    conn: AsyncConnection,
+    kind: Kind,
+    source: ArraySource,
+    table: TableReport,
+    problems: Problems,
+    checks: Sequence[tuple[sa.Select[Any], Callable[[Any], str]]],
+) -> int:
+    """Run each check's query, report its rows (a row once, by its first reason, in source
+    order), and delete them from staging. Returns how many rows were dropped."""
     stage = kind.stage
     rejected: dict[int, tuple[str, str, int]] = {}
-
-    def repeated(key: sa.ColumnElement[Any]) -> sa.Select[Any]:
-        """Rows whose key an earlier row already has (a hash aggregate, no sort)."""
-        firsts = (
-            sa.select(key.label("key"), sa.func.min(stage.c.pos).label("first"))
-            .group_by(key)
-            .having(sa.func.count() > 1)
-            .subquery()
-        )
-        return (
-            sa.select(stage.c.pos, stage.c.id, stage.c.digest, firsts.c.first)
-            .join(firsts, firsts.c.key == key)
-            .where(stage.c.pos != firsts.c.first)
-        )
-
-    checks: list[tuple[sa.Select[Any], Callable[[Any], str]]] = [
-        (repeated(stage.c.id), lambda row: f"duplicate id (first at {source.where(row.first)})")
-    ]
-    if kind.name == "users":
-        email = sa.func.lower(stage.c.email)
-        checks.append(
-            (repeated(email), lambda row: f"duplicate email (first at {source.where(row.first)})")
-        )
-        # only rows that will be written can collide: new ids, and changed rows under --force
-        current = users.alias("current")
-        same = current.c.id == stage.c.id
-        writable = (
-            ~sa.exists().where(same, ~differs(kind, current, stage.c))
-            if force
-            else ~sa.exists().where(same)
-        )
-        taken = (
-            sa.select(stage.c.pos, stage.c.id, stage.c.digest, users.c.id.label("owner"))
-            .join(users, sa.func.lower(users.c.email) == email)
-            .where(users.c.id != stage.c.id, writable)
-        )
-        checks.append((taken, lambda row: f"email already belongs to user {row.owner}"))
     for query, reason in checks:
         result = await conn.stream(query)
         async for row in result:
             if row.pos not in rejected:
                 rejected[row.pos] = (row.id, reason(row), row.digest)
         await result.close()
-    for pos in sorted(rejected):
+    positions = sorted(rejected)
+    for pos in positions:
         row_id, why, digest = rejected[pos]
         problems.add(source.where(pos), why, row_id)
         table.invalid += 1
         table._source_sum -= digest
-    positions = sorted(rejected)
     for start in range(0, len(positions), 1000):
         batch = positions[start : start + 1000]
         await conn.execute(sa.delete(stage).where(stage.c.pos.in_(batch)))
+    return len(positions)
 
 
 def differs(kind: Kind, left: Any, right: Any) -> sa.ColumnElement[bool]:
@@ -348,10 +377,18 @@ async def plan(conn: AsyncConnection, kind: Kind, table: TableReport, options: D
 
 
 async def write(conn: AsyncConnection, kind: Kind, options: DataOptions) -> None:
+    """Insert the new rows (and, with --force, overwrite the changed ones). Rows already
+    there as they are in the source are left out before the INSERT, by an anti-join: a
+    conflict costs PostgreSQL a speculative insertion per row; ON CONFLICT stays for rows
+    another writer adds meanwhile."""
     stage, target = kind.stage, kind.target
     columns = ["id", *kind.fields, "created_at", "updated_at"]
+    current = target.alias("current")
+    present = sa.exists().where(current.c.id == stage.c.id)
+    if options.force:
+        present = present.where(~differs(kind, current, stage.c))
     statement = insert(conn, target).from_select(
-        columns, sa.select(*(stage.c[name] for name in columns)).where(sa.true())
+        columns, sa.select(*(stage.c[name] for name in columns)).where(~present)
     )
     if not options.force:
         await conn.execute(statement.on_conflict_do_nothing(index_elements=[target.c.id]))
