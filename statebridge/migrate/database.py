@@ -136,19 +136,26 @@ async def stream_rows(
     conn: AsyncConnection, query: sa.Select[Any], size: int = 5000
 ) -> AsyncIterator[Sequence[Any]]:
     """The rows of `query`, read in batches with a server-side cursor; on PostgreSQL straight
-    from asyncpg (indexable records; half the CPU of SQLAlchemy's rows for a large read)."""
+    from asyncpg (indexable records; half the CPU of SQLAlchemy's rows for a large read),
+    asking for the next batch before handing out this one, so that PostgreSQL produces it
+    while the caller works through this one."""
     if is_postgres(conn):
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        sql = str(query.compile(dialect=conn.dialect))
-        batch: list[Any] = []
-        async for record in driver.cursor(sql, prefetch=size):
-            batch.append(record)
-            if len(batch) == size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        cursor = await driver.cursor(str(query.compile(dialect=conn.dialect)))
+        pending: asyncio.Future[Any] | None = asyncio.ensure_future(cursor.fetch(size))
+        try:
+            while pending is not None:
+                batch = await pending
+                pending = None
+                if len(batch) == size:
+                    pending = asyncio.ensure_future(cursor.fetch(size))
+                    await asyncio.sleep(0)  # the request goes out before the caller's work
+                if batch:
+                    yield batch
+        finally:
+            if pending is not None:  # the caller stopped early: finish the request in flight
+                await asyncio.gather(pending, return_exceptions=True)
         return
     result = await conn.stream(query.execution_options(yield_per=size))
     async for rows in result.partitions(size):

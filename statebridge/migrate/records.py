@@ -48,21 +48,20 @@ class ProductRow(NamedTuple):
     digest: int
 
 
-def fingerprint(parts: list[Any]) -> int:
-    """56 bits of BLAKE2b: fits a signed BIGINT column, and sums of them are taken mod 2**64."""
-    return int.from_bytes(blake2b(orjson.dumps(parts), digest_size=7).digest(), "little")
-
-
-def canonical_json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+def fingerprint(parts: tuple[Any, ...]) -> int:
+    """56 bits of BLAKE2b over the parts as JSON with every object's keys sorted (so the
+    order a source or the database gives them in does not count): fits a signed BIGINT
+    column, and sums of them are taken mod 2**64."""
+    text = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(blake2b(text, digest_size=7).digest(), "little")
 
 
 def user_fingerprint(user_id: str, name: str, email: str, preferences: Any) -> int:
-    return fingerprint([user_id, name, email, canonical_json(preferences)])
+    return fingerprint((user_id, name, email, preferences))
 
 
 def product_fingerprint(product_id: str, name: str, price: Decimal, category: str) -> int:
-    return fingerprint([product_id, name, str(price), category])
+    return fingerprint((product_id, name, str(price), category))
 
 
 def text_problem(record: dict[str, Any], key: str, limit: int) -> str | None:
@@ -127,7 +126,7 @@ def check_user(pos: int, record: Any, max_preferences: int) -> UserRow | str:
         return "preferences must be an object"
     try:
         text = orjson.dumps(preferences)
-        canonical = orjson.dumps(preferences, option=orjson.OPT_SORT_KEYS).decode()
+        digest = fingerprint((user_id, name, email, preferences))
     except TypeError as exc:
         return f"preferences cannot be stored as JSON: {exc}"
     if len(text) > max_preferences:
@@ -142,7 +141,6 @@ def check_user(pos: int, record: Any, max_preferences: int) -> UserRow | str:
         if isinstance(updated_or_problem, str):
             return updated_or_problem
         created, updated = created_or_problem, updated_or_problem
-    digest = fingerprint([user_id, name, email, canonical])
     return UserRow(pos, user_id, name, email, text.decode(), created, updated, digest)
 
 
