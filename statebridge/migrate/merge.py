@@ -5,8 +5,9 @@ straight into it under a savepoint, and the database's own unique indexes (plus 
 for emails that differ only in letter case) prove there are no duplicates; if there are,
 the savepoint is rolled back and the staging path takes over. The staging path streams the
 source into a temporary table (COPY on PostgreSQL), finds duplicates and taken emails with
-set-based queries, merges with one `INSERT ... SELECT ... ON CONFLICT`, and verifies each
-row by its fingerprint. Either way every valid record is read back from the database.
+set-based queries, counts what the merge would do (and skips it when that is nothing, as
+in a re-run), merges with one `INSERT ... SELECT ... ON CONFLICT`, and verifies each row
+by its fingerprint. Either way every valid record is read back from the database.
 """
 
 from __future__ import annotations
