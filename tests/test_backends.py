@@ -309,6 +309,57 @@ def test_postgres_expiry_is_refreshed_lazily(services_env: dict[str, str], tmp_p
         server.stop()
 
 
+def _row_versions(database_url: str, session_ids: list[str]) -> list[tuple[object, str]]:
+    """Each row's expiry and the transaction that last wrote it (`xmin`)."""
+
+    async def read() -> list[tuple[object, str]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT expires_at, xmin::text FROM sessions WHERE id = ANY($1)", session_ids
+            )
+            return [(row[0], row[1]) for row in rows]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_expiry_refreshes_that_come_due_together_share_a_transaction(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Sessions made together come due together: their refreshes go to PostgreSQL as a few
+    transactions, not one each (which opened a burst of connections and held requests up)."""
+    env = {**services_env, "STATEBRIDGE_SESSION_DB_REFRESH": "1"}
+    server = Server(env, tmp_path).start()
+    try:
+        session_ids = [new_session(server.stateful_url) for _ in range(40)]
+        before = _row_versions(services_env["DATABASE_URL"], session_ids)
+        time.sleep(1.2)
+
+        async def read_all() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.stateful_url) as client:
+                answers = await asyncio.gather(
+                    *(client.get("/session", headers={"Session-ID": sid}) for sid in session_ids)
+                )
+            return [answer.status_code for answer in answers]
+
+        assert asyncio.run(read_all()) == [200] * len(session_ids)
+        deadline = time.monotonic() + 5
+        while True:
+            after = _row_versions(services_env["DATABASE_URL"], session_ids)
+            refreshed = [i for i, row in enumerate(after) if row[0] != before[i][0]]
+            if len(refreshed) == len(session_ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(refreshed) == len(session_ids), "not every expiry was refreshed"
+        assert all(row[0] > old[0] for row, old in zip(after, before, strict=True))  # type: ignore[operator]
+        transactions = {row[1] for row in after}
+        assert len(transactions) <= len(session_ids) // 4, transactions
+    finally:
+        server.stop()
+
+
 def test_idle_sessions_expire_and_the_sweeper_removes_them(
     services_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -59,6 +59,14 @@ def bump(value: Any) -> int:
     return 1
 
 
+# a newer expiry only: a slower writer never moves it back
+REFRESH = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("sid"), sessions.c.expires_at < sa.bindparam("expires"))
+    .values(last_accessed=sa.bindparam("last"), expires_at=sa.bindparam("expires"))
+)
+
+
 class SqlSessionStore:
     """Every verb is one atomic statement (PostgreSQL) or one IMMEDIATE transaction (SQLite).
 
@@ -195,14 +203,18 @@ class SqlSessionStore:
             async for rows in result.partitions(size):
                 yield [session_from_row(row) for row in rows]
 
-    async def refresh_expiry(self, session_id: str, last: datetime, expires: datetime) -> None:
-        """Write a newer expiry to the row (the Redis backend's lazy refresh)."""
+    async def refresh_expiries(self, refreshes: list[tuple[str, datetime, datetime]]) -> None:
+        """Write newer expiries to their rows, (id, last accessed, expires) each: the Redis
+        backend's lazy refresh. One transaction for all of them, the rows taken in id order
+        so that instances refreshing the same sessions never wait on each other in a cycle."""
+        if not refreshes:
+            return
+        params = [
+            {"sid": session_id, "last": last, "expires": expires}
+            for session_id, last, expires in sorted(refreshes)
+        ]
         async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.id == session_id, sessions.c.expires_at < expires)
-                .values(last_accessed=last, expires_at=expires)
-            )
+            await conn.execute(REFRESH, params)
 
     async def sweep(self) -> int:
         """Delete expired rows (their carts cascade); returns how many.
