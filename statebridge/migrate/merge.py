@@ -304,21 +304,23 @@ def repeated(stage: sa.Table, key: sa.ColumnElement[Any]) -> sa.Select[Any]:
     )
 
 
-def taken_emails(kind: Kind, force: bool) -> sa.Select[Any]:
-    """Staged users that would be written with an email another user has: new ids, and
-    changed rows under --force."""
+def written(kind: Kind, force: bool) -> sa.ColumnElement[bool]:
+    """Whether the merge writes a staged row: a new id, or under --force a changed row."""
     stage = kind.stage
-    current = users.alias("current")
-    same = current.c.id == stage.c.id
-    writable = (
-        ~sa.exists().where(same, ~differs(kind, current, stage.c))
-        if force
-        else ~sa.exists().where(same)
-    )
+    current = kind.target.alias("current")
+    present = sa.exists().where(current.c.id == stage.c.id)
+    if force:
+        present = present.where(~differs(kind, current, stage.c))
+    return ~present
+
+
+def taken_emails(kind: Kind, force: bool) -> sa.Select[Any]:
+    """Staged users that would be written with an email another user has."""
+    stage = kind.stage
     return (
         sa.select(stage.c.pos, stage.c.id, stage.c.digest, users.c.id.label("owner"))
         .join(users, sa.func.lower(users.c.email) == sa.func.lower(stage.c.email))
-        .where(users.c.id != stage.c.id, writable)
+        .where(users.c.id != stage.c.id, written(kind, force))
     )
 
 
@@ -384,12 +386,9 @@ async def write(conn: AsyncConnection, kind: Kind, options: DataOptions) -> None
     another writer adds meanwhile."""
     stage, target = kind.stage, kind.target
     columns = ["id", *kind.fields, "created_at", "updated_at"]
-    current = target.alias("current")
-    present = sa.exists().where(current.c.id == stage.c.id)
-    if options.force:
-        present = present.where(~differs(kind, current, stage.c))
     statement = insert(conn, target).from_select(
-        columns, sa.select(*(stage.c[name] for name in columns)).where(~present)
+        columns,
+        sa.select(*(stage.c[name] for name in columns)).where(written(kind, options.force)),
     )
     if not options.force:
         await conn.execute(statement.on_conflict_do_nothing(index_elements=[target.c.id]))
