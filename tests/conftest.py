@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.recordings import ROOT
 from tests.servers import Server
+
+
+def outside_the_repository(path: str) -> bool:
+    """True for a path beside the checkout (a sibling folder) rather than in it.
+
+    The only outside folder a test may read is an explicitly opted-in PHASE1_DIR."""
+    resolved = os.path.realpath(path)
+    beside = resolved.startswith(str(ROOT.parent) + os.sep)
+    inside = resolved == str(ROOT) or resolved.startswith(str(ROOT) + os.sep)
+    opted_in = os.environ.get("PHASE1_DIR")
+    if opted_in and resolved.startswith(os.path.realpath(opted_in)):
+        return False
+    return beside and not inside
+
+
+def _guard_opens(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        if outside_the_repository(path):
+            raise PermissionError(f"a test opened {path}, outside the repository")
+
+
+sys.addaudithook(_guard_opens)
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 def pg_admin_dsn() -> str:

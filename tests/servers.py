@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,16 +17,38 @@ import httpx
 CLEAN_PREFIXES = ("STATEBRIDGE_", "DATABASE_URL", "REDIS_URL", "DEBUG")
 
 
+# Below the kernel's ephemeral range (32768-60999 by default), so that no outgoing
+# connection (to PostgreSQL, Redis, a test client) can take a port between the moment it
+# is picked here and the moment a server binds it.
+PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that binds now, never handed out twice in this test run."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(*PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {PORT_RANGE}")
 
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(CLEAN_PREFIXES)}
     env.update(extra)
     return env
+
+
+class PortTaken(RuntimeError):
+    """A server could not listen: another process took one of its ports first."""
 
 
 @dataclass
@@ -35,9 +58,20 @@ class Server:
     env: dict[str, str]
     data_dir: Path
     args: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
-    stateless_port: int = field(default_factory=free_port)
-    stateful_port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free port is picked (and picked again if taken at start)
+    stateless_port: int = 0
+    stateful_port: int = 0
+
+    PORT_FIELDS = ("port", "stateless_port", "stateful_port")
+
+    def __post_init__(self) -> None:
+        self._picked = [name for name in self.PORT_FIELDS if getattr(self, name) == 0]
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        for name in self._picked:
+            setattr(self, name, free_port())
+
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -63,6 +97,17 @@ class Server:
         ]  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> Server:
+        """Start and wait for /health; a picked port found taken is picked again."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not self._picked:
+                    raise
+                self._pick_ports()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
         env = clean_env({"STATEBRIDGE_DATA_DIR": str(self.data_dir), **self.env})
@@ -73,6 +118,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "address already in use" in self.log():
+                    raise PortTaken(f"statebridge could not bind:\n{self.log()}")
                 raise RuntimeError(f"statebridge exited early:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:

@@ -23,10 +23,8 @@ from starlette.responses import Response
 
 from statebridge.demo import contract as c
 from statebridge.demo.shapes import NUMBER, TIME, array_of, between, nullable, problems
+from tests.recordings import TRANSCRIPT
 from tests.servers import Server, clean_env, free_port
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-TRANSCRIPT = SHARED / "phase1" / "transcript.json"
 
 # (server, method, path) of the recorded walk -> the template of its success `data`
 RECORDED_DATA: dict[tuple[str, str, str], Any] = {
@@ -57,8 +55,6 @@ RECORDED_DATA: dict[tuple[str, str, str], Any] = {
 
 
 def recorded() -> list[dict[str, Any]]:
-    if not TRANSCRIPT.exists():
-        pytest.skip(f"no recorded Phase 1 transcript at {TRANSCRIPT}")
     entries: list[dict[str, Any]] = json.loads(TRANSCRIPT.read_text())
     return entries
 

@@ -20,9 +20,9 @@ import asyncpg
 import pytest
 
 from tests.conftest import drop_pg_database, flushed_redis_db, new_pg_database
+from tests.recordings import PHASE1
 from tests.servers import clean_env
 
-PHASE1 = Path(__file__).resolve().parents[2] / "shared" / "phase1"
 REDIS_DB = int(os.environ.get("TEST_MIGRATE_REDIS_DB", "11"))
 
 # -- helpers shared by test_migrate_sessions, test_export and test_backup -------------------

@@ -16,12 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.recordings import PHASE1, TRANSCRIPT
 from tests.servers import Server
 from tests.shapes import shape_diff
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-TRANSCRIPT = SHARED / "phase1" / "transcript.json"
-SEED_USERS = SHARED / "phase1" / "users.json"
+SEED_USERS = PHASE1 / "users.json"
 CLIENT_ID = "transcript"
 SESSION_ROW = 25
 # random content whose length is not fixed by the request
@@ -29,10 +28,6 @@ LOOSE_LENGTHS = ("$.data.values",)
 
 
 def load(path: Path) -> Any:
-    if not path.is_file():
-        pytest.skip(
-            f"Phase 1 recordings not found at {path} (the shared/ directory beside the repo)"
-        )
     return json.loads(path.read_text("utf-8"))
 
 
