@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from fastapi import Request
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.carts.repository import CartRepository
@@ -23,6 +23,7 @@ from statebridge.config import Settings
 from statebridge.counters import Counters, RedisCounters, SqlCounters
 from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
+from statebridge.db.identity import database_id
 from statebridge.errors import StartupError as StartupError
 from statebridge.sessions.redis import RedisSessionStore
 from statebridge.sessions.sql import SqlSessionStore
@@ -115,7 +116,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def connect_redis(url: str) -> Redis:
-    """A client that fails fast (the store falls back to PostgreSQL) instead of retrying."""
+    """A client that fails fast (the store falls back to PostgreSQL) instead of retrying.
+
+    The retry policy is the asyncio one: redis-py 8 converts a synchronous `Retry` given to
+    an asyncio client, with a UserWarning on stderr."""
     return Redis.from_url(
         url,
         socket_connect_timeout=1.0,
@@ -151,6 +155,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             store = RedisSessionStore(
                 redis, SqlSessionStore(engine, lifetime, grace=refresh), lifetime, refresh
             )
+            await store.adopt_database(await database_id(engine))
             await store.warm()
             sessions = store
             counters = RedisCounters(redis, sql_counters)
