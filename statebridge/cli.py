@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from statebridge import __version__
 from statebridge.bench.cli import bench as bench_command  # light: it imports lazily
-from statebridge.config import Settings
+from statebridge.cli_support import fail, load_settings
 from statebridge.deploy.cli import deploy_app
 from statebridge.errors import StartupError
 from statebridge.migrate import commands as migrate_commands  # light: commands import lazily
@@ -30,20 +30,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(migrate_commands.migrate_app, name="migrate")
 app.add_typer(deploy_app, name="deploy")
 app.command("bench")(bench_command)
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"statebridge: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except Exception as exc:  # pydantic's ValidationError, one line of it
-        first = str(exc).splitlines()
-        fail(f"bad configuration: {' '.join(first[:3])}")
-        raise AssertionError from exc  # unreachable
 
 
 @app.command()
@@ -181,11 +167,12 @@ def soak(
     """
     from statebridge.soak import run as run_soak
 
+    if not target:  # the spawned instances run on this environment's settings
+        load_settings()
     try:
         result = run_soak(duration, connections, target or [], instances, migrate)
     except (RuntimeError, ValueError) as exc:
         fail(str(exc))
-        return
     typer.echo(result.report())
     raise typer.Exit(0 if result.passed else 1)
 
@@ -239,7 +226,6 @@ def db_current() -> None:
         current = asyncio.run(read())
     except Exception as exc:
         fail(f"cannot read the schema revision: {type(exc).__name__}: {exc}".splitlines()[0], 1)
-        return
     head = schema.head_revision()
     state = "up to date" if current == head else "behind: run `statebridge db upgrade`"
     typer.echo(f"current: {current or 'none'}  head: {head}  ({state})")

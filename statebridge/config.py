@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
+import typing
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+DATABASE_SCHEMES = (
+    "postgresql://",
+    "postgres://",
+    "postgresql+asyncpg://",
+    "sqlite://",
+    "sqlite+aiosqlite://",
+)
+DATABASE_ACCEPTED = (
+    "a postgresql:// URL, or sqlite:///PATH (unset: the embedded SQLite file in the data directory)"
+)
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_ACCEPTED = "a redis://, rediss:// or unix:// URL (unset: no Redis)"
+ORIGINS_ACCEPTED = "origins separated by commas, or a JSON list of strings"
 
 
 class Settings(BaseSettings):
@@ -50,7 +68,7 @@ class Settings(BaseSettings):
     seed: Literal["auto", "never"] = "auto"
     instance_id: str = ""
     debug: bool = Field(False, validation_alias=AliasChoices("DEBUG", "STATEBRIDGE_DEBUG"))
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
     http_server: Literal["auto", "granian", "uvicorn"] = Field(
@@ -72,8 +90,32 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             if value.lstrip().startswith("["):
-                return json.loads(value)
+                try:
+                    return json.loads(value)
+                except ValueError:
+                    raise ValueError(ORIGINS_ACCEPTED) from None
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        url = value.strip()
+        if url and not url.startswith(DATABASE_SCHEMES):
+            raise ValueError(DATABASE_ACCEPTED)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str) -> str:
+        url = value.strip()
+        if url and not url.startswith(REDIS_SCHEMES):
+            raise ValueError(REDIS_ACCEPTED)
         return value
 
     @cached_property
@@ -117,3 +159,90 @@ class Settings(BaseSettings):
         if self.session_backend != "auto":
             return self.session_backend
         return "redis" if self.redis_url else "sql"
+
+
+def setting_problems(error: ValidationError, options: Mapping[str, str] | None = None) -> str:
+    """A ValidationError of Settings as one line: each bad setting as `NAME='value' is not
+    accepted: what is`, NAME being the environment variable, or the command-line option
+    (`options` maps field names to the options given)."""
+    options = options or {}
+    parts = []
+    for problem in error.errors():
+        field = field_of(str(problem["loc"][0]) if problem["loc"] else "")
+        if field is None:
+            parts.append(problem["msg"])
+            continue
+        name = options.get(field) or variable_of(field)
+        value = shown_value(field, problem.get("input"))
+        parts.append(f"{name}={value} is not accepted: {accepted(field, problem)}")
+    return "; ".join(parts)
+
+
+def field_of(location: str) -> str | None:
+    """The Settings field an error location names: the field itself or one of its aliases."""
+    if location in Settings.model_fields:
+        return location
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and location in alias.choices:
+            return name
+    return None
+
+
+def variable_of(field: str) -> str:
+    """The environment variable of a field: of several aliases, the one that is set."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [str(choice) for choice in alias.choices]
+        return next((name for name in names if name in os.environ), names[0])
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def shown_value(field: str, value: Any) -> str:
+    """The value as given, quoted; a URL's password hidden, a long value cut short."""
+    if field in ("database_url", "redis_url") and isinstance(value, str):
+        parts = urlsplit(value.strip())
+        if parts.password:
+            value = value.replace(f":{parts.password}@", ":***@", 1)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def accepted(field: str, problem: Mapping[str, Any]) -> str:
+    """What the field takes, in words."""
+    error = (problem.get("ctx") or {}).get("error")
+    if problem.get("type") == "value_error" and error is not None:
+        return str(error)
+    info = Settings.model_fields[field]
+    annotation = info.annotation
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    if annotation is bool:
+        return "true or false (also 1/0, yes/no, on/off)"
+    if annotation in (int, float):
+        kind = "an integer" if annotation is int else "a number"
+        return kind + bounds(info.metadata)
+    pattern = next((getattr(m, "pattern", None) for m in info.metadata), None)
+    if pattern:
+        return f"text matching {pattern}"
+    return str(problem.get("msg", "a valid value"))
+
+
+def bounds(metadata: list[Any]) -> str:
+    low = high = ""
+    for item in metadata:
+        if isinstance(item, Ge):
+            low = f"at least {item.ge}"
+        elif isinstance(item, Gt):
+            low = f"above {item.gt}"
+        elif isinstance(item, Le):
+            high = f"at most {item.le}"
+        elif isinstance(item, Lt):
+            high = f"below {item.lt}"
+    if low.startswith("at least") and high.startswith("at most"):
+        return f" from {low.removeprefix('at least ')} to {high.removeprefix('at most ')}"
+    if low and high:
+        return f" {low} and {high}"
+    if low or high:
+        return (" of " if (low or high).startswith("at ") else " ") + (low or high)
+    return ""

@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from statebridge.cli_support import fail, load_settings
+
 T = TypeVar("T")
 
 migrate_app = typer.Typer(
@@ -38,20 +40,6 @@ def input_option(flag: str, help_text: str) -> Any:
     return typer.Option(flag, help=help_text, exists=True, dir_okay=False, readable=True)
 
 
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"statebridge: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def load_settings() -> Any:
-    from statebridge.config import Settings
-
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError, one line of it
-        fail(f"bad configuration: {' '.join(str(exc).splitlines()[:3])}")
-
-
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; expected failures become one line and exit status 1."""
     from statebridge.migrate.database import MigrateError
@@ -61,7 +49,6 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except (MigrateError, SourceError) as exc:
         fail(str(exc), 1)
-        raise AssertionError from exc  # unreachable
 
 
 def clock(now: str | None) -> datetime:
@@ -73,7 +60,6 @@ def clock(now: str | None) -> datetime:
         return parse_iso(now)
     except ValueError:
         fail(f"--now: not an ISO time: {now!r}")
-        raise AssertionError from None  # unreachable
 
 
 def show(report: Any, as_json: bool, render: Any) -> None:
@@ -129,7 +115,6 @@ def data(
         chosen = DataSources.from_options(users, products, phase1_config, phase1_export)
     except Exception as exc:
         fail(str(exc))
-        return
     options = DataOptions(force=force, dry_run=dry_run, strict=strict)
     with Bars() as bars:
         report = run(migrate_data(settings, chosen, options, bars))

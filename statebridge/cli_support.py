@@ -1,0 +1,39 @@
+"""What the `statebridge` commands share: one-line failures, and the settings they run on.
+
+Only typer is imported at module level, so `statebridge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from statebridge.config import Settings
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """`statebridge: MESSAGE` on standard error, and the exit status (2: usage or setting)."""
+    typer.echo(f"statebridge: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**options: Any) -> Settings:
+    """The settings from the environment (and `.env`), with the command-line options given
+    (None: not given) on top. A bad setting ends the command with one line naming the
+    variable or option, the value and what is accepted, and exit status 2."""
+    from pydantic import ValidationError
+
+    from statebridge.config import Settings, setting_problems
+
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        names = {name: "--" + name.replace("_", "-") for name in given}
+        fail(setting_problems(exc, names))
+    except Exception as exc:  # an unreadable .env file, say
+        lines = str(exc).strip().splitlines()
+        fail(f"bad configuration: {type(exc).__name__}: {lines[0] if lines else ''}".strip())
+    return settings
