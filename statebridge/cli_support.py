@@ -22,10 +22,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def load_settings(**options: Any) -> Settings:
     """The settings from the environment (and `.env`), with the command-line options given
     (None: not given) on top. A bad setting ends the command with one line naming the
-    variable or option, the value and what is accepted, and exit status 2."""
+    variable or option, the value and what is accepted, and exit status 2.
+
+    Python warnings are routed through the log format from here on, so a library's warning
+    is a log line like any other (JSON by default) rather than free text on stderr."""
     from pydantic import ValidationError
 
     from statebridge.config import Settings, setting_problems
+    from statebridge.observability.logs import capture_warnings
 
     given = {name: value for name, value in options.items() if value is not None}
     try:
@@ -36,4 +40,5 @@ def load_settings(**options: Any) -> Settings:
     except Exception as exc:  # an unreadable .env file, say
         lines = str(exc).strip().splitlines()
         fail(f"bad configuration: {type(exc).__name__}: {lines[0] if lines else ''}".strip())
+    capture_warnings(settings.log_format)
     return settings

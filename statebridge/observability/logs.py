@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,13 +24,15 @@ from statebridge.timeutil import js_now
 
 STDOUT = 1
 PIPE_BUF = 4096  # POSIX: a pipe write up to this size is atomic
+WARNINGS = "py.warnings"  # the logger `logging.captureWarnings` writes Python warnings to
 
 
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "message", "instance"?, "error"?}` on one line.
 
     An exception becomes its type and message under `error` plus the traceback under
-    `traceback`: logs may hold what responses never do."""
+    `traceback`: logs may hold what responses never do. A Python warning (logger
+    `py.warnings`) becomes `CATEGORY: text` with the code that raised it under `source`."""
 
     def __init__(self, instance_id: str = "") -> None:
         super().__init__()
@@ -44,6 +47,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        warning = getattr(record, "warning", None)
+        if record.name == WARNINGS and isinstance(warning, dict):
+            entry["message"] = f"{warning['category']}: {warning['text']}"
+            entry["source"] = f"{warning['file']}:{warning['line']}"
+        elif record.name == WARNINGS:  # the stock captureWarnings text, and its source line
+            entry["message"] = entry["message"].strip()
         if self.instance_id:
             entry["instance"] = self.instance_id
         if record.exc_info and record.exc_info[1] is not None:
@@ -53,22 +62,67 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure(level: str, log_format: str, instance_id: str = "") -> None:
-    """Route every logger (uvicorn's too: it propagates to the root) to one stderr handler."""
+def stderr_handler(log_format: str, instance_id: str = "") -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter(instance_id))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """`warnings.showwarning` once warnings are captured: a `py.warnings` log record that
+    keeps the category and the source apart, for the JSON formatter."""
+    if file is not None:  # to a file of the caller's choosing: Python's own text
+        with contextlib.suppress(OSError):
+            file.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    text = str(message)
+    details = {"category": category.__name__, "text": text, "file": filename, "line": lineno}
+    logging.getLogger(WARNINGS).warning(
+        "%s: %s", category.__name__, text, extra={"warning": details}
+    )
+
+
+def route_warnings() -> None:
+    """Python warnings become log records of `py.warnings` (logging.captureWarnings), with
+    the category and source kept apart."""
+    logging.captureWarnings(True)
+    warnings.showwarning = show_warning
+
+
+def capture_warnings(log_format: str) -> None:
+    """For a command that logs nothing else: Python warnings go to stderr in the log format,
+    one line each, instead of Python's free text. `configure` takes them over later."""
+    logger = logging.getLogger(WARNINGS)
+    logger.handlers.clear()
+    logger.addHandler(stderr_handler(log_format))
+    logger.propagate = False
+    route_warnings()
+
+
+def configure(level: str, log_format: str, instance_id: str = "") -> None:
+    """Route every logger (uvicorn's too: it propagates to the root) to one stderr handler,
+    and Python warnings through it as well."""
+    handler = stderr_handler(log_format, instance_id)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", WARNINGS):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    route_warnings()
 
 
 class AccessLog:
