@@ -28,6 +28,7 @@ from statebridge.errors import StartupError as StartupError
 from statebridge.sessions.redis import RedisSessionStore
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime, SessionStore
+from statebridge.wording import counted
 
 log = logging.getLogger("statebridge")
 
@@ -66,7 +67,7 @@ async def sweep_forever(services: Services) -> None:
         try:
             removed = await services.sessions.sweep()
             if removed:
-                log.info("swept %d expired sessions", removed)
+                log.info("swept %s", counted(removed, "expired session"))
         except Exception as exc:  # the sweeper must outlive a database hiccup
             log.warning("session sweep failed: %s", one_line(exc))
 

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from statebridge.wording import counted
+
 
 class Engine(StrEnum):
     auto = "auto"
@@ -137,7 +139,9 @@ def bench(
         typer.echo(f"statebridge bench: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     names = [target.name for target in targets]
-    typer.echo(f"\nengine: {report['engine']}; {connections} connections, {duration} s per run")
+    typer.echo(
+        f"\nengine: {report['engine']}; {counted(connections, 'connection')}, {duration} s per run"
+    )
     typer.echo(table(report["summary"], names))
     if report["memory"]:
         typer.echo("\n" + memory_table(report["memory"]))
@@ -146,7 +150,7 @@ def bench(
     if chart is not None:
         machine = report["machine"]
         title = (
-            f"{' vs '.join(names)}: {connections} connections, {report['engine']}; "
+            f"{' vs '.join(names)}: {counted(connections, 'connection')}, {report['engine']}; "
             f"{machine.get('nproc')} CPUs ({machine.get('cpu', '?')})"
         )
         if save_chart(chart, report["summary"], names, title):

@@ -24,6 +24,7 @@ from statebridge.bench.model import (
     scenarios,
 )
 from statebridge.bench.report import machine, summarise
+from statebridge.wording import counted
 
 Say = Callable[[str], None]
 
@@ -191,7 +192,7 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
         runner = Runner(options, Path(tmp))
         if options.stateful or options.soak:
             for target in targets:
-                say(f"creating {options.sessions} sessions on {target.name} ...")
+                say(f"creating {counted(options.sessions, 'session')} on {target.name} ...")
                 prepare(target, options.sessions, options.insecure)
         plan = scenarios(options.endpoints, options.stateful)
         results: list[Result] = []

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from statebridge.client import ClientError, Exchange, StatefulClient, StatelessClient
 from statebridge.demo.console import Printer
+from statebridge.wording import counted
 
 USER = "user001"
 CALCULATIONS: list[tuple[str, list[float]]] = [
@@ -130,7 +131,7 @@ class Comparison:
             ],
             "green",
         )
-        self.facts["cart"] = f"{cart['itemCount']} items, total {cart['total']}"
+        self.facts["cart"] = f"{counted(cart['itemCount'], 'item')}, total {cart['total']}"
         self.out.subsection("Visit Counting")
         visits = []
         for _ in range(3):

@@ -11,6 +11,7 @@ from typing import Any
 
 from statebridge.client import StatefulClient
 from statebridge.demo.console import Printer
+from statebridge.wording import counted
 
 USER = "user001"
 TAKEAWAYS = [
@@ -48,7 +49,8 @@ async def shopping_cart(client: StatefulClient, out: Printer) -> None:
     await client.get_cart()
     await client.remove_from_cart("prod002")
     cart = (await client.get_cart())["data"]["cart"]
-    out.say(f"🧾 The server kept the cart: {cart['itemCount']} items, total {cart['total']}")
+    items = counted(cart["itemCount"], "item")
+    out.say(f"🧾 The server kept the cart: {items}, total {cart['total']}")
     await client.clear_cart()
 
 

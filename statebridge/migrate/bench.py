@@ -30,6 +30,7 @@ from statebridge.db import schema
 from statebridge.migrate.data import DataOptions, DataSources, migrate_data
 from statebridge.migrate.database import MigrateError, with_changes
 from statebridge.migrate.progress import Bars
+from statebridge.wording import counted
 
 CATEGORIES = ("electronics", "books", "accessories", "garden", "toys", "food")
 
@@ -199,7 +200,10 @@ async def bench(
     with tempfile.TemporaryDirectory(prefix="statebridge-bench-") as folder:
         work = Path(folder)
         users_file, products_file = work / "users.json", work / "products.json"
-        with bars.step(f"writing {users:,} users and {products:,} products"):
+        with bars.step(
+            f"writing {counted(users, 'user', grouped=True)} "
+            f"and {counted(products, 'product', grouped=True)}"
+        ):
             write_array(users_file, fake_users(users))
             write_array(products_file, fake_products(products))
         size = users_file.stat().st_size + products_file.stat().st_size

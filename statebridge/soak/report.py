@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from statebridge.soak.instances import Instance
 from statebridge.soak.users import SharedSession, Stats
+from statebridge.wording import counted
 
 RSS_GROWTH_LIMIT = 0.10
 
@@ -53,8 +54,9 @@ class Result:
         stats = self.stats
         everything = sorted(value for values in stats.latencies.values() for value in values)
         lines = [
-            f"statebridge soak: {self.seconds:.0f} s, {self.connections} connections, "
-            f"stateful mix, {len(self.instances)} instances ({len(self.sessions)} shared sessions)",
+            f"statebridge soak: {self.seconds:.0f} s, {counted(self.connections, 'connection')}, "
+            f"stateful mix, {counted(len(self.instances), 'instance')} "
+            f"({counted(len(self.sessions), 'shared session')})",
             f"  requests: {stats.requests} ({stats.requests / self.seconds:.0f}/s); "
             f"5xx: {self.server_errors}; other non-200: "
             f"{sum(stats.unexpected.values()) - self.server_errors}; "

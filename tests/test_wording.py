@@ -1,0 +1,49 @@
+"""Counts in the command-line output read right at one and at many."""
+
+from __future__ import annotations
+
+import pytest
+
+from statebridge.soak.instances import Instance
+from statebridge.soak.report import Result
+from statebridge.soak.users import SharedSession, Stats
+from statebridge.wording import counted
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(0, "0 instances"), (1, "1 instance"), (2, "2 instances"), (1000, "1000 instances")],
+)
+def test_counted(count: int, expected: str) -> None:
+    assert counted(count, "instance") == expected
+
+
+def test_counted_groups_thousands_and_takes_irregular_plurals() -> None:
+    assert counted(12345, "user", grouped=True) == "12,345 users"
+    assert counted(1, "entry", "entries") == "1 entry"
+    assert counted(3, "entry", "entries") == "3 entries"
+
+
+def soak_result(instances: int, sessions: int, connections: int) -> Result:
+    return Result(
+        seconds=10.0,
+        connections=connections,
+        instances=[Instance(f"http://127.0.0.1:{9000 + n}") for n in range(instances)],
+        stats=Stats(requests=100),
+        sessions=[SharedSession(f"s{n}") for n in range(sessions)],
+        problems=[],
+    )
+
+
+def test_the_soak_report_at_one() -> None:
+    first = soak_result(1, 1, 1).report().splitlines()[0]
+    assert first == (
+        "statebridge soak: 10 s, 1 connection, stateful mix, 1 instance (1 shared session)"
+    )
+
+
+def test_the_soak_report_at_many() -> None:
+    first = soak_result(2, 100, 200).report().splitlines()[0]
+    assert first == (
+        "statebridge soak: 10 s, 200 connections, stateful mix, 2 instances (100 shared sessions)"
+    )
