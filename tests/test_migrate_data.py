@@ -395,6 +395,40 @@ def test_strict_writes_nothing_when_a_record_is_invalid(
     assert sql_rows(pg_env, "SELECT count(*) FROM users") == [(2,)]
 
 
+@pytest.mark.parametrize("target", ["sqlite_env", "pg_env"])
+def test_a_strict_refusal_says_nothing_was_written_and_counts_nothing_as_written(
+    request: pytest.FixtureRequest, target: str, tmp_path: Path
+) -> None:
+    env: dict[str, str] = request.getfixturevalue(target)
+    # one valid record, which the fast path into the empty table loads before the refusal
+    users = write_json(tmp_path / "bad_users.json", BAD_USERS[:4])
+    refused = statebridge({**env, "COLUMNS": "200"}, "migrate", "data", "--users", str(users),
+                          "--strict")  # fmt: skip
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    text = refused.stdout
+    assert "Refused (--strict): nothing was written" in text, text
+    assert "would insert" in text and "would update" in text
+    for written_words in ("Migrated", "inserted", "updated", "skipped)", "Verification"):
+        assert written_words not in text, (written_words, text)
+    assert text.rstrip().endswith("--strict: 3 invalid records, nothing was written"), text
+
+    data = report(env, "migrate", "data", "--users", str(users), "--strict", code=1)
+    assert data["aborted"] is True and data["written"] is False
+    assert by_table(data)["users"]["verification"] is None
+    assert sql_rows(env, "SELECT count(*) FROM users") == [(0,)]
+
+    one_bad = write_json(tmp_path / "one_bad.json", BAD_USERS[:2])
+    single = statebridge({**env, "COLUMNS": "200"}, "migrate", "data", "--users", str(one_bad),
+                         "--strict")  # fmt: skip
+    assert single.stdout.rstrip().endswith("--strict: 1 invalid record, nothing was written")
+
+    dry = report(env, "migrate", "data", "--users", str(one_bad), "--dry-run")
+    assert dry["written"] is False and dry["aborted"] is False
+    done = report(env, "migrate", "data", "--users", str(one_bad))
+    assert done["written"] is True and by_table(done)["users"]["inserted"] == 1
+    assert sql_rows(env, "SELECT count(*) FROM users") == [(1,)]
+
+
 def test_broken_json_is_one_line_and_changes_nothing(
     pg_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+from rich.console import Console
+
+from statebridge.migrate.data import DataReport
+from statebridge.migrate.merge import TableReport
+from statebridge.migrate.render import render_data
+from statebridge.migrate.report import Problems
 from statebridge.soak.instances import Instance
 from statebridge.soak.report import Result
 from statebridge.soak.users import SharedSession, Stats
@@ -47,3 +54,35 @@ def test_the_soak_report_at_many() -> None:
     assert first == (
         "statebridge soak: 10 s, 200 connections, stateful mix, 2 instances (100 shared sessions)"
     )
+
+
+def rendered(report: DataReport) -> str:
+    out = io.StringIO()
+    render_data(report, Console(file=out, width=200, no_color=True))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kept", "invalid", "expected"),
+    [
+        (1, 1, ["1 existing row differs from the source and was kept", "1 invalid record,"]),
+        (2, 3, ["2 existing rows differ from the source and were kept", "3 invalid records,"]),
+        (1234, 1, ["1,234 existing rows differ", "1 invalid record,"]),
+    ],
+)
+def test_migrate_data_counts(kept: int, invalid: int, expected: list[str]) -> None:
+    table = TableReport("users", "users.json", read=kept + invalid, kept_different=kept)
+    strict = DataReport("sqlite", dry_run=False, force=False, strict=True, tables=[table])
+    strict.problems = Problems(count=invalid)
+    strict.aborted = True
+    text = rendered(strict)
+    for words in expected:
+        assert words in text, text
+
+
+@pytest.mark.parametrize(("records", "words"), [(1, "1 record in"), (2, "2 records in")])
+def test_migrate_data_total(records: int, words: str) -> None:
+    table = TableReport("users", "users.json", read=records, inserted=records)
+    done = DataReport("sqlite", dry_run=False, force=False, strict=False, tables=[table])
+    done.written = True
+    assert words in rendered(done)

@@ -3,7 +3,8 @@
 Sources are resolved here, each table goes through `merge` (the fast path into an empty
 table, or staging, checks and one merge statement), and Phase 1's requestCount follows.
 All of it is one transaction: `--dry-run` and `--strict` roll it back, and a failure leaves
-the database as it was.
+the database as it was. The report's `written` says whether it was committed: when it was
+not, its inserted/updated counts are what the run would have written.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class DataReport:
     problems: Problems = field(default_factory=Problems)
     request_count: str | None = None
     warnings: list[str] = field(default_factory=list)
-    aborted: bool = False
+    aborted: bool = False  # --strict refused: invalid records, nothing was written
+    written: bool = False  # the transaction was committed
     seconds: float = 0.0
 
     @property
@@ -152,6 +154,7 @@ async def migrate_into(
                 await transaction.rollback()
             else:
                 await transaction.commit()
+                report.written = True
     return report
 
 

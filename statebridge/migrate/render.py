@@ -10,32 +10,43 @@ from statebridge.migrate.bench import BenchReport
 from statebridge.migrate.data import DataReport
 from statebridge.migrate.report import counts_table, print_problems
 from statebridge.migrate.sessions import SessionReport
+from statebridge.wording import counted
+
+
+def data_title(report: DataReport) -> str:
+    if report.dry_run:
+        return "Dry run: nothing was written"
+    if report.aborted:
+        return "Refused (--strict): nothing was written"
+    return "Migrated"
 
 
 def render_data(report: DataReport, console: Console) -> None:
-    title = "Dry run: nothing was written" if report.dry_run else "Migrated"
-    verbs = ["would insert", "would update"] if report.dry_run else ["inserted", "updated"]
+    title = data_title(report)
+    verbs = ["inserted", "updated"] if report.written else ["would insert", "would update"]
     rows = [
         [t.table, t.source, t.read, t.inserted, t.updated, t.skipped, t.invalid]
         for t in report.tables
     ]
     columns = ["table", "source", "read", *verbs, "skipped", "invalid"]
     console.print(counts_table(f"{title} ({report.database})", columns, rows))
-    print_problems(console, report.problems, "Invalid records (skipped)")
+    fate = "" if report.aborted else " (skipped)"
+    print_problems(console, report.problems, f"Invalid records{fate}")
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for table in report.tables:
         if table.kept_different:
+            existing = counted(table.kept_different, "existing row", grouped=True)
+            differ, were = ("differs", "was") if table.kept_different == 1 else ("differ", "were")
             console.print(
-                f"{table.table}: {table.kept_different:,} existing rows differ from the source "
-                "and were kept (--force overwrites them)"
+                f"{table.table}: {existing} {differ} from the source and {were} kept "
+                "(--force overwrites them)"
             )
     if report.request_count:
         console.print(report.request_count)
     if report.aborted:
-        console.print(
-            f"[red]--strict: {report.problems.count:,} invalid records, nothing was written[/]"
-        )
+        invalid = counted(report.problems.count, "invalid record", grouped=True)
+        console.print(f"[red]--strict: {invalid}, nothing was written[/]")
         return
     verified = [t for t in report.tables if t.verification is not None]
     if verified:
@@ -58,13 +69,14 @@ def render_data(report: DataReport, console: Console) -> None:
         )
         console.print(check)
     rate = f" ({report.rows / report.seconds:,.0f} records/s)" if report.seconds >= 1 else ""
-    console.print(f"{report.rows:,} records in {report.seconds:.2f} s{rate}")
+    console.print(f"{counted(report.rows, 'record', grouped=True)} in {report.seconds:.2f} s{rate}")
 
 
 def render_bench(report: BenchReport, console: Console) -> None:
     megabytes = report.input_bytes / 1e6
     title = (
-        f"{report.users:,} users + {report.products:,} products "
+        f"{counted(report.users, 'user', grouped=True)} + "
+        f"{counted(report.products, 'product', grouped=True)} "
         f"({megabytes:.1f} MB of JSON) on {report.target}"
     )
     rows = [[t.step, t.rows, f"{t.seconds:.2f}", f"{t.rate:,.0f}"] for t in report.timings]
