@@ -12,18 +12,24 @@ import pytest
 from tests.recordings import ROOT
 from tests.servers import Server
 
+# What stood beside the checkout when the run began (a sibling folder such as a data
+# directory). pytest's own temporary root is left out, for a checkout that sits in /tmp.
+BESIDE = tuple(
+    os.path.realpath(entry)
+    for entry in ROOT.parent.iterdir()
+    if entry != ROOT and not entry.name.startswith("pytest-of-")
+)
+
 
 def outside_the_repository(path: str) -> bool:
-    """True for a path beside the checkout (a sibling folder) rather than in it.
+    """True for a path beside the checkout rather than in it.
 
     The only outside folder a test may read is an explicitly opted-in PHASE1_DIR."""
     resolved = os.path.realpath(path)
-    beside = resolved.startswith(str(ROOT.parent) + os.sep)
-    inside = resolved == str(ROOT) or resolved.startswith(str(ROOT) + os.sep)
     opted_in = os.environ.get("PHASE1_DIR")
     if opted_in and resolved.startswith(os.path.realpath(opted_in)):
         return False
-    return beside and not inside
+    return any(resolved == entry or resolved.startswith(entry + os.sep) for entry in BESIDE)
 
 
 def _guard_opens(event: str, args: tuple[object, ...]) -> None:

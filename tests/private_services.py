@@ -72,6 +72,13 @@ class PrivateRedis:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing saved (it keeps nothing on disk anyway)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
     def flush(self) -> None:
         import redis
 

@@ -440,9 +440,61 @@ def test_upgrade_then_downgrade_base_leaves_an_empty_database() -> None:
         assert _cli("db", "upgrade", env=env).returncode == 0
         assert {"users", "products", "sessions", "shopping_carts"} <= _tables(url)
         current = _cli("db", "current", env=env)
-        assert "current: 0002" in current.stdout and "up to date" in current.stdout
+        assert "current: 0003" in current.stdout and "up to date" in current.stdout
         assert _cli("db", "downgrade", "base", env=env).returncode == 0
         assert _tables(url) == set()
+    finally:
+        drop_pg_database(name)
+
+
+SESSION_ROUTES = [
+    ("GET", "/session", None),
+    ("PUT", "/session", {"data": {"k": 1}}),
+    ("GET", "/cart", None),
+    ("POST", "/cart/add", {"productId": "prod001", "quantity": 1}),
+    ("DELETE", "/cart/remove/prod001", None),
+    ("DELETE", "/cart", None),
+    ("GET", "/profile", None),
+    ("PUT", "/profile/preferences", {"preferences": {"theme": "dark"}}),
+    ("GET", "/demonstrate/stateful", None),
+    ("POST", "/workflow/start", {}),
+    ("POST", "/workflow/next", {"stepData": {}}),
+    ("DELETE", "/session", None),
+]
+
+
+def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_path: Path) -> None:
+    """db downgrade base, then serve --migrate on the same Redis: the old database's
+    sessions, still cached in Redis, answer 401 on every session route."""
+    name, url = new_pg_database()
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_url}
+    try:
+        server = Server(env, tmp_path / "before", ["--migrate"]).start()
+        try:
+            made = httpx.post(f"{server.stateful_url}/session", json={"userId": "user001"})
+            old = made.headers["Session-ID"]
+            added = httpx.post(
+                f"{server.stateful_url}/cart/add",
+                json={"productId": "prod001", "quantity": 2},
+                headers={"Session-ID": old},
+            )
+            assert added.status_code == 200
+        finally:
+            server.stop()
+        assert redis.Redis.from_url(redis_url).exists(f"session:{old}")
+        assert _cli("db", "downgrade", "base", env=env).returncode == 0
+        server = Server(env, tmp_path / "after", ["--migrate"]).start()
+        try:
+            answers = {
+                f"{method} {path}": httpx.request(
+                    method, f"{server.stateful_url}{path}", json=body, headers={"Session-ID": old}
+                ).status_code
+                for method, path, body in SESSION_ROUTES
+            }
+        finally:
+            server.stop()
+        assert answers == {route: 401 for route in answers}
+        assert not redis.Redis.from_url(redis_url).exists(f"session:{old}")
     finally:
         drop_pg_database(name)
 

@@ -523,3 +523,101 @@ def read_response(sock: socket.socket) -> bytes:
             break
         rest += chunk
     return head + b"\r\n\r\n" + rest
+
+
+@dataclass
+class CartLedger:
+    """Per session: cart adds acknowledged, unanswered (an error or an enveloped 503), and
+    refused with 401 although the session was live."""
+
+    acked: Counter[str] = field(default_factory=Counter)
+    unanswered: Counter[str] = field(default_factory=Counter)
+    wrong_401: Counter[str] = field(default_factory=Counter)
+    other: Counter[int] = field(default_factory=Counter)
+
+
+async def add_to_carts(
+    urls: list[str], sessions: list[str], ledger: CartLedger, stop: asyncio.Event
+) -> None:
+    """Each session adds prod001 in a loop, alternating instances, until `stop`."""
+
+    async def one(index: int, session_id: str, client: httpx.AsyncClient) -> None:
+        turn = index
+        while not stop.is_set():
+            turn += 1
+            url = f"{urls[turn % len(urls)]}/api/stateful/cart/add"
+            try:
+                response = await client.post(
+                    url, json={"productId": "prod001"}, headers={"Session-ID": session_id}
+                )
+            except httpx.HTTPError:
+                ledger.unanswered[session_id] += 1
+                continue
+            if response.status_code == 200:
+                ledger.acked[session_id] += 1
+            elif response.status_code == 503:
+                ledger.unanswered[session_id] += 1
+            elif response.status_code == 401:
+                ledger.wrong_401[session_id] += 1
+            else:
+                ledger.other[response.status_code] += 1
+
+    limits = httpx.Limits(max_connections=len(sessions))
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        await asyncio.gather(
+            *(one(index, session_id, client) for index, session_id in enumerate(sessions))
+        )
+
+
+@pytest.mark.parametrize("fault", ["kill", "flush"])
+def test_redis_lost_under_load_with_two_instances_loses_nothing(tmp_path: Path, fault: str) -> None:
+    """Two instances, 40 sessions adding to their carts through both in turn; Redis is
+    killed with SIGKILL and started again empty (or flushed) in the middle of it. No
+    acknowledged add is lost, none is invented, and no live session is ever refused."""
+    with private_stack() as (postgres, redis):
+        env = {"DATABASE_URL": postgres.url(), "REDIS_URL": redis.url}
+        first = Server(env=env, data_dir=tmp_path / "a", args=["--migrate"]).start()
+        second = Server(env=env, data_dir=tmp_path / "b").start()
+        try:
+            urls = [first.url, second.url]
+            with httpx.Client(base_url=first.url, timeout=30) as client:
+                sessions = new_sessions(client, 40)
+            ledger = CartLedger()
+
+            async def run() -> None:
+                stop = asyncio.Event()
+                load = asyncio.create_task(add_to_carts(urls, sessions, ledger, stop))
+                await asyncio.sleep(2.0)
+                if fault == "kill":
+                    redis.kill()
+                    await asyncio.sleep(0.5)
+                    redis.start()
+                else:
+                    redis.flush()
+                await asyncio.sleep(4.0)
+                stop.set()
+                await load
+
+            asyncio.run(run())
+            assert sum(ledger.acked.values()) > 200, ledger.acked  # the load really ran
+            assert not ledger.wrong_401, ledger.wrong_401
+            assert not ledger.other, ledger.other
+            for url in urls:
+                with httpx.Client(base_url=url, timeout=30) as client:
+                    for session_id in sessions:
+                        headers = {"Session-ID": session_id}
+                        cart = assert_envelope(
+                            client.get("/api/stateful/cart", headers=headers), 200
+                        )
+                        quantity = sum(i["quantity"] for i in cart["data"]["cart"]["items"])
+                        acked = ledger.acked[session_id]
+                        unanswered = ledger.unanswered[session_id]
+                        assert acked <= quantity <= acked + unanswered, (
+                            session_id,
+                            quantity,
+                            acked,
+                            unanswered,
+                        )
+        finally:
+            second.stop()
+            first.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import outside_the_repository
+from tests import conftest
 from tests.recordings import PHASE1, ROOT
 
 # a path that climbs out of the checkout, written in any of the ways the code here would
@@ -48,10 +48,15 @@ def test_the_phase1_recordings_are_in_the_repository() -> None:
     assert (PHASE1 / "README.md").read_text().count("Provenance") == 1
 
 
-def test_opening_a_file_beside_the_repository_fails_the_test(tmp_path: Path) -> None:
-    beside = ROOT.parent.joinpath("shared", "phase1", "users.json")
-    assert outside_the_repository(str(beside))
-    assert not outside_the_repository(str(PHASE1 / "users.json"))
-    assert not outside_the_repository(str(tmp_path / "x"))
+def test_opening_a_file_beside_the_repository_fails_the_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"  # stands for a folder beside the checkout
+    (shared / "phase1").mkdir(parents=True)
+    (shared / "phase1" / "users.json").write_text("[]")
+    monkeypatch.setattr(conftest, "BESIDE", (str(shared),))
+    assert conftest.outside_the_repository(str(shared / "phase1" / "users.json"))
+    assert not conftest.outside_the_repository(str(PHASE1 / "users.json"))
+    assert not conftest.outside_the_repository(str(tmp_path / "elsewhere"))
     with pytest.raises(PermissionError, match="outside the repository"):
-        open(beside)  # noqa: SIM115 - the guard must refuse before anything is read
+        open(shared / "phase1" / "users.json")  # noqa: SIM115 - refused before anything is read

@@ -69,3 +69,11 @@ counters = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False, server_default=sa.text("0")),
 )
+
+# revision 0003: facts about the database itself; `database_id` is made anew with the schema
+meta = sa.Table(
+    "statebridge_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)

@@ -124,7 +124,7 @@ async def backup(settings: Settings, out: Path, bars: Bars | None = None) -> Bac
     report = BackupReport(str(out))
     redis = live.connect(settings)
     try:
-        overlay = live.RedisOverlay(redis) if redis is not None else None
+        overlay = live.overlay(settings, redis)
         if overlay is not None:
             await overlay.start()
         async with open_engine(settings) as engine:

@@ -159,7 +159,7 @@ async def export_phase1(
     report = ExportReport(str(out))
     redis = live.connect(settings)
     try:
-        overlay = live.RedisOverlay(redis) if redis is not None else None
+        overlay = live.overlay(settings, redis)
         if overlay is not None:
             await overlay.start()
         grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)

@@ -2,8 +2,8 @@
 
 With Redis in front, the `sessions` row's lastAccessed/expiresAt may lag the truth by up to
 `session_db_refresh` (the servers refresh it lazily), so Redis's copy wins when it has one.
-While the `sessions:epoch` marker exists Redis holds every live session, so a row that
-Redis does not have has expired there. Without the marker the table is the truth.
+A row that Redis does not have (Redis lost it, or it ended more than that grace ago) is
+taken with the latest expiry its lagging copy allows, as the servers do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from statebridge.config import Settings
 from statebridge.db.tables import sessions
 from statebridge.migrate.database import MigrateError
-from statebridge.sessions.redis import MARKER, from_ms, session_key
+from statebridge.sessions.redis import from_ms, session_key
 from statebridge.sessions.sql import COLUMNS, session_from_row
 from statebridge.sessions.store import Session
 
@@ -43,20 +43,25 @@ async def require(redis: Redis) -> None:
         raise MigrateError(f"cannot reach Redis at REDIS_URL: {exc}") from None
 
 
+def overlay(settings: Settings, redis: Redis | None) -> RedisOverlay | None:
+    """Redis's view of the sessions, when the servers keep them there."""
+    if redis is None:
+        return None
+    return RedisOverlay(redis, timedelta(seconds=settings.session_db_refresh))
+
+
 class RedisOverlay:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, grace: timedelta) -> None:
         self.redis = redis
-        self.complete = False  # the marker: Redis holds every live session
+        self.grace = grace
 
     async def start(self) -> None:
-        try:
-            self.complete = bool(await self.redis.exists(MARKER))
-        except RedisError as exc:
-            raise MigrateError(f"cannot reach Redis at REDIS_URL: {exc}") from None
+        await require(self.redis)
 
-    async def apply(self, batch: list[Session], drop_gone: bool = True) -> list[Session]:
-        """The batch with Redis's times; without the sessions Redis knows to be gone
-        (unless `drop_gone` is false: a backup keeps every row, its carts refer to them)."""
+    async def apply(self, batch: list[Session]) -> list[tuple[Session, datetime]]:
+        """The batch with Redis's times where Redis has them, each with the latest it may
+        expire: Redis's expiry, or the table's plus the grace its lag allows (capped by the
+        absolute lifetime)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for session in batch:
                 pipe.hmget(session_key(session.id), "lastMs", "expiresMs")
@@ -65,10 +70,12 @@ class RedisOverlay:
         for session, (last_ms, expires_ms) in zip(batch, answers, strict=True):
             if expires_ms is not None:
                 session.last_accessed = from_ms(last_ms)
-                session.expires_at = from_ms(expires_ms)
-            elif self.complete and drop_gone:
-                continue
-            kept.append(session)
+                session.expires_at = latest = from_ms(expires_ms)
+            else:
+                latest = session.expires_at + self.grace
+                if session.max_expires_at is not None and session.max_expires_at < latest:
+                    latest = session.max_expires_at
+            kept.append((session, latest))
         return kept
 
 
@@ -92,8 +99,10 @@ async def session_batches(
     async for rows in result.partitions(BATCH):
         batch = [session_from_row(row) for row in rows]
         if overlay is not None:
-            batch = await overlay.apply(batch, drop_gone=live_at is not None)
+            latest = await overlay.apply(batch)
+        else:
+            latest = [(session, session.expires_at) for session in batch]
         if live_at is not None:
-            batch = [session for session in batch if session.expires_at > live_at]
+            batch = [session for session, expiry in latest if expiry > live_at]
         if batch:
             yield batch

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.config import Settings
 from statebridge.db import schema
+from statebridge.db.identity import database_id, renew_database_id
 from statebridge.db.tables import counters, metadata
 from statebridge.migrate import live
 from statebridge.migrate.backup import (
@@ -45,7 +46,7 @@ from statebridge.migrate.database import (
 )
 from statebridge.migrate.progress import Advance, Bars
 from statebridge.migrate.sources import open_binary
-from statebridge.sessions.redis import LIVE, MARKER, RedisSessionStore
+from statebridge.sessions.redis import DATABASE_ID, RedisSessionStore, drop_session_keys
 from statebridge.sessions.sql import SqlSessionStore
 from statebridge.sessions.store import Lifetime
 
@@ -181,6 +182,7 @@ async def restore(
                         for table in reversed(TABLES):
                             await conn.execute(sa.delete(table))
                         report.replaced = True
+                        await renew_database_id(conn)
                     counters_from_redis = await load_tables(conn, backup, report, bars)
                     if counters_from_redis and redis is None:
                         await merge_counters(conn, counters_from_redis)
@@ -260,10 +262,8 @@ async def refill_redis(
     settings: Settings, engine: AsyncEngine, redis: Redis, counter_values: dict[str, int]
 ) -> str:
     """Drop session keys that belong to the old content, then warm Redis from the table."""
-    stale = 0
-    async for key in redis.scan_iter(match="session:*", count=1000):
-        stale += await redis.unlink(key)
-    await redis.delete(LIVE, MARKER)
+    stale = await drop_session_keys(redis)
+    await redis.set(DATABASE_ID, await database_id(engine))
     if counter_values:
         await redis.mset({f"counter:{name}": value for name, value in counter_values.items()})
     lifetime = Lifetime(

@@ -12,13 +12,22 @@ different order than PostgreSQL still leave the newest state. Reads are one Lua 
 checks, slides and returns the session; PostgreSQL's `expires_at` is refreshed only when it
 lags the true expiry by `refresh` or more.
 
-A marker key, `sessions:epoch`, says that Redis holds every live session. It is set after a
-warm-up that copies the live rows from PostgreSQL into Redis. While it exists, a session
-missing from Redis has expired or ended; when it is gone (FLUSHDB, a restart without
-persistence) a miss is answered from PostgreSQL and cached again, and one instance warms Redis
-up anew. When Redis is unreachable every verb falls back to PostgreSQL, and the keys written
-meanwhile are dropped from Redis when it returns. Answers from PostgreSQL accept a session up
-to `refresh` past its recorded expiry, since that copy may lag by as much.
+Redis is a cache, never the only copy, and nothing in it is trusted to say that a session is
+gone unless it says so itself: a session Redis does not have is looked up in PostgreSQL
+(with `refresh` of grace, since that copy may lag) and cached again. A key outlives its
+session by that grace, so an expired session is still recognised as expired by Redis; an
+expired one is confirmed by PostgreSQL without grace (its copy never runs ahead of the true
+expiry), so a session slid by PostgreSQL while Redis was stalled is not refused.
+
+After a loss of Redis (FLUSHDB, a restart without persistence) one instance warms Redis up
+again from PostgreSQL in the background (a Redis lock keeps it to one; the marker key
+`sessions:epoch` says that it was done); that only saves the first reads their PostgreSQL
+round trip and brings the live-session count back, correctness does not depend on it.
+When Redis is unreachable every verb falls back to PostgreSQL, and the keys written
+meanwhile are dropped from Redis when it returns.
+
+A database that is reset or restored gets a new id (`statebridge_meta.database_id`); an
+instance that finds Redis holding sessions of another database id drops them at start.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,27 +55,31 @@ EPOCH = datetime(1970, 1, 1)
 LIVE = "sessions:live"
 MARKER = "sessions:epoch"
 WARM_LOCK = "sessions:warm-lock"
+DATABASE_ID = "sessions:database-id"  # the database whose sessions Redis holds
+EXPIRED = object()  # Redis has the session, and it has expired
 
-# KEYS[1] is the live index, KEYS[2..] the sessions read together; one reply per session:
-# its fields, or 0 when it is missing or has expired (then it is dropped).
+# KEYS[1] is the live index, KEYS[2..] the sessions read together; ARGV: now, idle, grace
+# (milliseconds). One reply per session: its fields (after sliding its expiry), 0 when
+# Redis does not have it, or -1 when Redis has it and it has expired. A key outlives its
+# session by `grace`, so that an expired session is told from one Redis never had.
 TOUCH = """
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
+local grace = tonumber(ARGV[3])
 local out = {}
 for i = 2, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 'maxMs', 'id')
+  local h = redis.call('HMGET', KEYS[i], 'maxMs', 'id', 'expiresMs')
   local reply = 0
   if h[2] then
-    local exp = now + idle
     local hard = tonumber(h[1])
-    if hard and hard < exp then exp = hard end
-    if exp <= now then
-      redis.call('DEL', KEYS[i])
-      redis.call('ZREM', KEYS[1], h[2])
+    if tonumber(h[3]) <= now or (hard and hard <= now) then
+      reply = -1
     else
+      local exp = now + idle
+      if hard and hard < exp then exp = hard end
       local expires = string.format('%d', exp)
       redis.call('HSET', KEYS[i], 'lastMs', ARGV[1], 'expiresMs', expires)
-      redis.call('PEXPIREAT', KEYS[i], expires)
+      redis.call('PEXPIREAT', KEYS[i], exp + grace)
       redis.call('ZADD', KEYS[1], expires, h[2])
       reply = redis.call('HGETALL', KEYS[i])
     end
@@ -81,7 +95,7 @@ if current and current >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'id', ARGV[2], 'userId', ARGV[3],
   'data', ARGV[4], 'createdMs', ARGV[5], 'lastMs', ARGV[6], 'expiresMs', ARGV[7],
   'maxMs', ARGV[8], 'dbMs', ARGV[9])
-redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[7]) + tonumber(ARGV[10]))
 redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
 return 1
 """
@@ -97,6 +111,15 @@ def from_ms(value: bytes | str | int) -> datetime:
 
 def session_key(session_id: str) -> str:
     return f"session:{session_id}"
+
+
+async def drop_session_keys(redis: Redis) -> int:
+    """Delete every session key, the live index and the warm-up marker; how many sessions."""
+    dropped = 0
+    async for key in redis.scan_iter(match="session:*", count=1000):
+        dropped += await redis.unlink(key)
+    await redis.delete(LIVE, MARKER)
+    return dropped
 
 
 class RedisSessionStore:
@@ -155,8 +178,7 @@ class RedisSessionStore:
         except RedisError as exc:
             self._failed(exc, session.id)
 
-    @staticmethod
-    def _snapshot_args(session: Session, db_expires: datetime | None = None) -> list[Any]:
+    def _snapshot_args(self, session: Session, db_expires: datetime | None = None) -> list[Any]:
         return [
             session.version,
             session.id,
@@ -167,6 +189,7 @@ class RedisSessionStore:
             to_ms(session.expires_at),
             to_ms(session.max_expires_at) if session.max_expires_at else "",
             to_ms(db_expires or session.expires_at),
+            self.refresh_ms,
         ]
 
     def _decode(self, flat: list[bytes]) -> tuple[Session, int]:
@@ -191,20 +214,23 @@ class RedisSessionStore:
         return session
 
     async def get(self, session_id: str) -> Session | None:
+        strict = False
         if self.available:
             try:
-                session = await self._get_cached(session_id)
-                complete = session is not None or bool(await self.redis.exists(MARKER))
+                cached = await self._get_cached(session_id)
                 await self._recovered()
             except RedisError as exc:
                 self._failed(exc)
             else:
-                METRICS.cache_lookup("sessions", session is not None)
-                if complete:
-                    # a hit, or a miss while Redis holds every live session: it is gone
-                    return session
-                self.warm_in_background()
-        session = await self.sql.get(session_id)
+                METRICS.cache_lookup("sessions", isinstance(cached, Session))
+                if isinstance(cached, Session):
+                    return cached
+                # expired in Redis: PostgreSQL confirms without grace (it may have slid the
+                # session while Redis was stalled); missing: PostgreSQL decides, with grace
+                strict = cached is EXPIRED
+                if not strict:
+                    self.warm_in_background()
+        session = await self.sql.get(session_id, strict=strict)
         if session is not None:
             await self._cache(session)
         return session
@@ -215,13 +241,15 @@ class RedisSessionStore:
         now = to_ms(utcnow())
         idle = int(self.lifetime.idle / timedelta(milliseconds=1))
         keys = [session_key(session_id) for session_id in session_ids]
-        results = await self._touch(keys=[LIVE, *keys], args=[now, idle])
-        return [result or None for result in results]
+        results = await self._touch(keys=[LIVE, *keys], args=[now, idle, self.refresh_ms])
+        return [EXPIRED if result == -1 else result or None for result in results]
 
-    async def _get_cached(self, session_id: str) -> Session | None:
+    async def _get_cached(self, session_id: str) -> Session | object | None:
+        """The session, EXPIRED when Redis has it and it has expired, None when Redis does
+        not have it."""
         flat = await self._touches.submit(session_id)
-        if not flat:
-            return None
+        if not flat or flat is EXPIRED:
+            return flat or None
         session, db_ms = self._decode(flat)
         if to_ms(session.expires_at) - db_ms >= self.refresh_ms:
             self._refresh_in_background(session)
@@ -251,17 +279,44 @@ class RedisSessionStore:
         if self._warming is None or self._warming.done():
             self._warming = asyncio.create_task(self.warm())
 
-    async def cache_many(self, sessions: list[Session]) -> int:
-        """Snapshot many sessions into Redis in one pipelined round trip (newer versions win)."""
+    async def cache_many(self, sessions: list[Session], lagging: bool = False) -> int:
+        """Snapshot many sessions into Redis in one pipelined round trip (newer versions win).
+
+        `lagging`: rows read from the table, whose expiry may lag the true one by up to the
+        grace; Redis is given the latest it can be, and `dbMs` what the row holds."""
+        grace = timedelta(milliseconds=self.refresh_ms if lagging else 0)
         async with self.redis.pipeline(transaction=False) as pipe:
             for session in sessions:
+                latest = session.expires_at + grace
+                if session.max_expires_at is not None and session.max_expires_at < latest:
+                    latest = session.max_expires_at
+                recorded = session.expires_at
                 await self._snapshot(
                     keys=[session_key(session.id), LIVE],
-                    args=self._snapshot_args(session),
+                    args=self._snapshot_args(replace(session, expires_at=latest), recorded),
                     client=pipe,
                 )
             await pipe.execute()
         return len(sessions)
+
+    async def adopt_database(self, database_id: str) -> int:
+        """Make Redis hold sessions of this database only: when it holds another database's
+        (one since reset, restored or replaced), drop them. Returns how many were dropped."""
+        try:
+            held = await self.redis.get(DATABASE_ID)
+            if (
+                held is not None
+                and (held if isinstance(held, str) else held.decode()) == database_id
+            ):
+                return 0
+            dropped = await drop_session_keys(self.redis)
+            await self.redis.set(DATABASE_ID, database_id)
+            if held is not None:
+                log.warning("Redis held sessions of another database: dropped %d keys", dropped)
+            return dropped
+        except RedisError as exc:
+            self._failed(exc)
+            return 0
 
     async def warm(self) -> int:
         """Copy every live session from PostgreSQL into Redis, then set the marker.
@@ -275,7 +330,7 @@ class RedisSessionStore:
             try:
                 cached = 0
                 async for batch in self.sql.live_batches(500):
-                    cached += await self.cache_many(batch)
+                    cached += await self.cache_many(batch, lagging=True)
                 await self.redis.set(MARKER, str(to_ms(utcnow())))
                 log.info("warmed Redis with %d live sessions from PostgreSQL", cached)
                 return cached

@@ -88,14 +88,14 @@ class SqlSessionStore:
             (sessions.c.max_expires_at < sliding, sessions.c.max_expires_at), else_=sliding
         )
 
-    def _alive(self, now: datetime) -> sa.ColumnElement[bool]:
+    def _alive(self, now: datetime, strict: bool = False) -> sa.ColumnElement[bool]:
         return sa.and_(
-            sessions.c.expires_at > now - self.grace,
+            sessions.c.expires_at > (now if strict else now - self.grace),
             sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
         )
 
-    def _live(self, session_id: str, now: datetime) -> sa.ColumnElement[bool]:
-        return sa.and_(sessions.c.id == session_id, self._alive(now))
+    def _live(self, session_id: str, now: datetime, strict: bool = False) -> sa.ColumnElement[bool]:
+        return sa.and_(sessions.c.id == session_id, self._alive(now, strict))
 
     async def create(self, user_id: str, data: dict[str, Any]) -> Session:
         now = utcnow()
@@ -116,20 +116,27 @@ class SqlSessionStore:
         return session
 
     async def _touch_returning(
-        self, conn: AsyncConnection, session_id: str, now: datetime, **values: Any
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        now: datetime,
+        strict: bool = False,
+        **values: Any,
     ) -> Session | None:
         statement = (
             sa.update(sessions)
-            .where(self._live(session_id, now))
+            .where(self._live(session_id, now, strict))
             .values(last_accessed=now, expires_at=self._expiry(now), **values)
             .returning(*COLUMNS)
         )
         row = (await conn.execute(statement)).first()
         return session_from_row(row) if row else None
 
-    async def get(self, session_id: str) -> Session | None:
+    async def get(self, session_id: str, strict: bool = False) -> Session | None:
+        """The live session, its expiry slid; `strict`: live by the row's own expiry, without
+        the grace given to a copy that may lag."""
         async with self.engine.begin() as conn:
-            return await self._touch_returning(conn, session_id, utcnow())
+            return await self._touch_returning(conn, session_id, utcnow(), strict)
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
