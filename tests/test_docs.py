@@ -19,10 +19,11 @@ Commands:
   for any number of lines. Trailing spaces are ignored.
 - Every command must exit 0, unless an annotation says otherwise.
 
-Only what varies from run to run is normalised, on both sides: a duration `in 0.23 s`; an
-ISO time (`2026-11-29T15:23:50.497Z`) printed during the run (any shown time matches it; a
-fixed time, such as one given with `--now`, is compared as it is); a date (`2026-11-29`) that
-is today's (as `$(date +%F)` gives it); a UUID (any shown UUID matches any UUID). Counts,
+Only what varies from run to run is normalised, on both sides: a duration (`in 0.23 s`,
+`"latencyMs": 1.81`); an ISO time (`2026-11-29T15:23:50.497Z`) printed during the run (any
+shown time matches it; a fixed time, such as one given with `--now`, is compared as it is);
+a date (`2026-11-29`) that is today's (as `$(date +%F)` gives it); a UUID (any shown UUID
+matches any UUID). Counts,
 checksums and table layouts are compared exactly. The shell runs with `COLUMNS=200` (Rich
 draws its tables at their natural width, as on a wide terminal), `NO_COLOR=1`, `TERM=dumb`
 and `PYTHONUNBUFFERED=1` (standard output and standard error interleave as on a terminal).
@@ -253,7 +254,7 @@ def parse_blocks(path: str, text: str) -> list[Block]:
 
 # --- comparing output ------------------------------------------------------------------
 
-DURATION = re.compile(r"(?<=\bin )\d+(?:\.\d+)?(?= s\b)")
+DURATION = re.compile(r"(?<=\bin )\d+(?:\.\d+)?(?= s\b)|(?<=\"latencyMs\": )\d+(?:\.\d+)?")
 ISO_TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 DATE = re.compile(r"\b\d{4}-\d\d-\d\d\b(?!T)")
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
@@ -644,7 +645,8 @@ def run_document(path: str, copy: Path, tmp_path: Path) -> Tally:
     taken = [port for port in PORTS if port_taken(port)]
     assert not taken, f"the documents' ports are in use: {taken}"
     clock = Clock(datetime.now(UTC))
-    shell = Shell(copy, reader_env(), tmp_path / "shell")
+    env = reader_env()
+    shell = Shell(copy, env, tmp_path / "shell")
     services = Services()
     try:
         for block in blocks:
@@ -652,7 +654,7 @@ def run_document(path: str, copy: Path, tmp_path: Path) -> Tally:
             if note.skip is not None:
                 tally.skipped.append((block, note.skip))
                 continue
-            if note.needs is not None and shutil.which(note.needs[0]) is None:
+            if note.needs is not None and shutil.which(note.needs[0], path=env["PATH"]) is None:
                 tally.skipped.append((block, note.needs[1]))
                 continue
             run_block(block, shell, services, clock, tally)
