@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +213,84 @@ def test_backup_refuses_an_unmigrated_database(empty_pg: dict[str, str], tmp_pat
     result = statebridge(empty_pg, "backup", str(tmp_path / "b.jsonl"))
     assert result.returncode == 1 and "statebridge db upgrade" in result.stderr
     assert not (tmp_path / "b.jsonl").exists()
+
+
+def sessions_in(lines: list[Any]) -> tuple[list[str], list[str]]:
+    """The session ids of a backup's sessions table, and the session ids of its cart rows."""
+    columns: dict[str, list[str]] = {}
+    rows: dict[str, list[list[Any]]] = {}
+    current = ""
+    for line in lines:
+        if isinstance(line, dict) and "table" in line:
+            current = line["table"]
+            columns[current], rows[current] = line["columns"], []
+        elif isinstance(line, list):
+            rows[current].append(line)
+    session_id = columns["sessions"].index("id")
+    cart_session = columns["shopping_carts"].index("session_id")
+    return (
+        [row[session_id] for row in rows["sessions"]],
+        sorted({row[cart_session] for row in rows["shopping_carts"]}),
+    )
+
+
+HOUR, HALF_HOUR, HALF = timedelta(hours=1), timedelta(minutes=30), timedelta(seconds=30)
+
+
+def utcnow_aware() -> datetime:
+    return datetime.now(UTC)
+
+
+def naive_utc(moment: datetime) -> str:
+    """A time as the naive UTC DateTime columns hold it, for SQL on either database."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+@pytest.mark.parametrize("target", ["sqlite_env", "services"])
+def test_a_backup_holds_the_live_sessions_and_their_carts_only(
+    request: pytest.FixtureRequest, target: str, empty_pg: dict[str, str], tmp_path: Path
+) -> None:
+    env: dict[str, str] = request.getfixturevalue(target)
+    populate(env, tmp_path)
+    carted = [row[0] for row in sql_rows(env, "SELECT DISTINCT session_id FROM shopping_carts")]
+    ids = sorted(row[0] for row in sql_rows(env, "SELECT id FROM sessions"))
+    assert len(ids) == 3 and len(carted) == 3
+    gone, lagging, fine = sorted(carted)
+    before = table_dump(env)
+    # `gone` ended an hour ago, in the table and (on Redis setups) in Redis: its key expired
+    sql_rows(env, f"UPDATE sessions SET expires_at = '{naive_utc(utcnow_aware() - HOUR)}' "
+                  f"WHERE id = '{gone}'")  # fmt: skip
+    if "REDIS_URL" in env:
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        assert client.delete(f"session:{gone}") == 1
+        # `lagging`: the table's copy says ended 30 s ago, Redis (the truth) says alive
+        sql_rows(env, f"UPDATE sessions SET expires_at = '{naive_utc(utcnow_aware() - HALF)}' "
+                      f"WHERE id = '{lagging}'")  # fmt: skip
+
+    path = tmp_path / "live.jsonl"
+    summary = run_ok(env, "backup", str(path))
+    kept_carts = [row for row in before["shopping_carts"] if row[1] != gone]
+    assert f"sessions 2, shopping_carts {len(kept_carts)}," in summary, summary
+    backed_sessions, backed_carts = sessions_in(backup_lines(path))
+    assert sorted(backed_sessions) == [lagging, fine]
+    assert backed_carts == sorted([lagging, fine])
+
+    if "REDIS_URL" in env:
+        restored_env = {**empty_pg, "REDIS_URL": env["REDIS_URL"]}
+    else:  # the same kind of database: every column compares as text
+        restored_env = {"STATEBRIDGE_DATA_DIR": str(tmp_path / "restored")}
+    run_ok(restored_env, "restore", str(path))
+    after = table_dump(restored_env)
+    assert [row[0] for row in after["sessions"]] == sorted([lagging, fine])
+    assert after["shopping_carts"] == kept_carts
+    assert after["users"] == before["users"] and after["products"] == before["products"]
+    if "REDIS_URL" not in env:
+        assert after["sessions"] == [row for row in before["sessions"] if row[0] != gone]
+
+    if "REDIS_URL" in env:
+        return
+    # the clock can be set, as for export: an hour and a half ago `gone` was alive
+    earlier = (utcnow_aware() - HOUR - HALF_HOUR).isoformat().replace("+00:00", "Z")
+    again = tmp_path / "earlier.jsonl"
+    run_ok(env, "backup", str(again), "--now", earlier)
+    assert gone in sessions_in(backup_lines(again))[0]

@@ -1,12 +1,15 @@
 """`statebridge backup`: a consistent logical backup of every table, as JSON lines.
 
 The file (gzip-compressed when its name ends in `.gz`) is a header line, then for each
-table a line naming its columns, one JSON array per row, and a closing line with the row
-count and a checksum; then the server-wide counters Redis holds, and an end line, so a
-truncated file is noticed. All tables are read in one snapshot (REPEATABLE READ on
-PostgreSQL). With Redis in front, each session's lastAccessed/expiresAt come from Redis
-when it has them, since the table's copy may lag. Any database restores any backup:
-values are written in portable forms (ISO times, decimal strings, JSON).
+table a line naming its columns (and the rows expected, a hint for progress), one JSON
+array per row, and a closing line with the row count and a checksum; then the server-wide
+counters Redis holds, and an end line, so a truncated file is noticed. All tables are read
+in one snapshot (REPEATABLE READ on PostgreSQL). Sessions are the live ones only, by the
+servers' rule (as `export` reads them), and carts those of the sessions written: an
+expired session the sweeper has not deleted yet is not restored. With Redis in front, each
+session's lastAccessed/expiresAt come from Redis when it has them, since the table's copy
+may lag. Any database restores any backup: values are written in portable forms (ISO
+times, decimal strings, JSON).
 """
 
 from __future__ import annotations
@@ -118,7 +121,38 @@ async def redis_counters(redis: Redis) -> dict[str, int]:
     return found
 
 
-async def backup(settings: Settings, out: Path, bars: Bars | None = None) -> BackupReport:
+@dataclass
+class LiveSessions:
+    """Which sessions a backup writes: those live at `now`, as the servers would see them."""
+
+    overlay: live.RedisOverlay | None
+    grace: timedelta  # how far the table's expiresAt may lag Redis's
+    now: datetime
+    written: set[str] = field(default_factory=set)  # their carts go in, no other
+
+    def where(self) -> sa.ColumnElement[bool]:
+        """The table's side of the rule, to count ahead (Redis may still end some)."""
+        return sa.and_(
+            sessions.c.expires_at > self.now - self.grace,
+            sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > self.now),
+        )
+
+    async def expected(self, conn: AsyncConnection, table: sa.Table) -> int:
+        """At most this many rows of `table` go in: a hint for the progress bars."""
+        if table is sessions:
+            query = sa.select(sa.func.count()).select_from(sessions).where(self.where())
+        elif table is shopping_carts:
+            joined = shopping_carts.join(sessions, sessions.c.id == shopping_carts.c.session_id)
+            query = sa.select(sa.func.count()).select_from(joined).where(self.where())
+        else:
+            return await count(conn, table)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def backup(
+    settings: Settings, out: Path, bars: Bars | None = None, now: datetime | None = None
+) -> BackupReport:
+    """Back up every table into `out`; sessions (and carts) live at `now` (default: now)."""
     bars = bars or Bars(enabled=False)
     started = time.perf_counter()
     report = BackupReport(str(out))
@@ -127,6 +161,8 @@ async def backup(settings: Settings, out: Path, bars: Bars | None = None) -> Bac
         overlay = live.overlay(settings, redis)
         if overlay is not None:
             await overlay.start()
+        grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)
+        alive = LiveSessions(overlay, grace, now or utcnow())
         async with open_engine(settings) as engine:
             await require_schema(engine, settings, may_upgrade=False)
             async with engine.connect() as plain:
@@ -146,11 +182,11 @@ async def backup(settings: Settings, out: Path, bars: Bars | None = None) -> Bac
                         }
                     )
                     for table in TABLES:
-                        total = await count(conn, table)
+                        total = await alive.expected(conn, table)
                         advance = bars.counter(f"backing up {table.name}", total)
                         line({"table": table.name, "columns": list(table.c.keys()), "rows": total})
                         summary = TableSummary(table.name)
-                        async for row in table_rows(conn, table, overlay):
+                        async for row in table_rows(conn, table, alive):
                             line(row)
                             summary.rows += 1
                             summary.checksum += checksum_of(row)
@@ -171,14 +207,16 @@ async def backup(settings: Settings, out: Path, bars: Bars | None = None) -> Bac
 
 
 async def table_rows(
-    conn: AsyncConnection, table: sa.Table, overlay: live.RedisOverlay | None
+    conn: AsyncConnection, table: sa.Table, alive: LiveSessions
 ) -> AsyncIterator[list[Any]]:
-    """Encoded rows; sessions with Redis's fresher times."""
+    """Encoded rows; the live sessions only, with Redis's fresher times, and their carts."""
     encoders = [encoder(column) for column in table.c]
-    if table is sessions and overlay is not None:
+    if table is sessions:
         names = list(table.c.keys())
-        async for batch in live.session_batches(conn, overlay, timedelta(0), None, by_id=True):
+        batches = live.session_batches(conn, alive.overlay, alive.grace, alive.now, by_id=True)
+        async for batch in batches:
             for session in batch:
+                alive.written.add(session.id)
                 values = {
                     "id": session.id,
                     "user_id": session.user_id,
@@ -193,6 +231,9 @@ async def table_rows(
         return
     order = list(table.primary_key.columns)
     result = await conn.stream(sa.select(table).order_by(*order).execution_options(yield_per=1000))
+    carts = table is shopping_carts
     async for rows in result.partitions(1000):
         for row in rows:
+            if carts and row.session_id not in alive.written:
+                continue
             yield encode_row(encoders, row)

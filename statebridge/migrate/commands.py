@@ -182,14 +182,19 @@ def backup(
     out: Annotated[
         Path, typer.Argument(help="The backup file (`.gz` compresses it; '-' standard output)")
     ],
+    now: NowOption = None,
 ) -> None:
-    """Write a consistent logical backup of every table and the live sessions."""
+    """Write a consistent logical backup of every table: the live sessions and their carts.
+
+    Sessions that have expired (the sweeper deletes them in time) are left out, with their
+    carts."""
     from statebridge.migrate.backup import backup as make_backup
     from statebridge.migrate.progress import Bars
 
     settings = load_settings()
+    live_at = clock(now)
     with Bars() as bars:
-        report = run(make_backup(settings, out, bars))
+        report = run(make_backup(settings, out, bars, live_at))
     typer.echo(report.summary(), err=str(out) == "-")
 
 
