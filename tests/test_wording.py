@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 
 from statebridge.migrate.data import DataReport
+from statebridge.migrate.export import ExportReport
 from statebridge.migrate.merge import TableReport
 from statebridge.migrate.render import render_data
 from statebridge.migrate.report import Problems
@@ -86,3 +87,14 @@ def test_migrate_data_total(records: int, words: str) -> None:
     done = DataReport("sqlite", dry_run=False, force=False, strict=False, tables=[table])
     done.written = True
     assert words in rendered(done)
+
+
+def test_the_export_summary_at_one_and_at_many() -> None:
+    one = ExportReport("out.json", users=1, products=1, sessions=1, carts=1, cart_items=1)
+    assert one.summary().startswith(
+        "exported 1 user, 1 product, 1 live session and 1 cart (1 item), requestCount 0, "
+    )
+    many = ExportReport("out.json", users=2, products=3, sessions=0, carts=0, cart_items=0)
+    assert many.summary().startswith(
+        "exported 2 users, 3 products, 0 live sessions and 0 carts (0 items), requestCount 0, "
+    )

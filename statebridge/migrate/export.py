@@ -33,6 +33,7 @@ from statebridge.migrate.database import MigrateError, open_engine, require_sche
 from statebridge.migrate.progress import Advance, Bars
 from statebridge.sessions.store import Session
 from statebridge.timeutil import js_iso
+from statebridge.wording import counted
 
 
 @dataclass
@@ -48,8 +49,9 @@ class ExportReport:
 
     def summary(self) -> str:
         return (
-            f"exported {self.users} users, {self.products} products, {self.sessions} live "
-            f"sessions and {self.carts} carts ({self.cart_items} items), requestCount "
+            f"exported {counted(self.users, 'user')}, {counted(self.products, 'product')}, "
+            f"{counted(self.sessions, 'live session')} and {counted(self.carts, 'cart')} "
+            f"({counted(self.cart_items, 'item')}), requestCount "
             f"{self.request_count}, to {self.out} in {self.seconds:.2f} s"
         )
 
