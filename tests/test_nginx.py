@@ -594,13 +594,80 @@ def test_losing_an_instance_loses_no_acknowledged_request(
         assert final == acknowledged
 
 
-def test_metrics_are_not_served_through_the_proxy(
-    proxy: Proxy, instances: list[Server], client: httpx.Client
+# Every spelling a client might try for the metrics, and whether the app itself (asked
+# directly, as Prometheus does) answers it: only the exact path, with or without a query.
+METRICS_SPELLINGS = {
+    "/metrics": True,
+    "/metrics?x=1": True,
+    "/metrics/": False,
+    "/metrics//": False,
+    "//metrics": False,
+    "/%6detrics": False,
+    "/%6D%65trics": False,
+    "/metrics%2F": False,
+    "/metrics%2f%2f": False,
+    "/METRICS": False,
+    "/Metrics/": False,
+    "/./metrics": False,
+    "/%2e/metrics": False,
+    "/x/../metrics": False,
+    "/metrics/?x=1": False,
+    "/api/stateless/metrics": False,
+    "/api/stateful/metrics": False,
+}
+
+
+def raw_get(port: int, target: str, tls: bool = False) -> tuple[int, dict[str, str], str]:
+    """GET `target` exactly as written (no client-side normalisation of the path)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as plain:
+        sock: socket.socket = plain
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(plain, server_hostname="localhost")
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body.decode("utf-8", "replace")
+
+
+def is_metrics_text(body: str) -> bool:
+    return "# TYPE statebridge_" in body or "statebridge_http_requests_total" in body
+
+
+@pytest.mark.parametrize("spelling", list(METRICS_SPELLINGS))
+def test_metrics_are_not_served_through_the_proxy_in_any_spelling(
+    proxy: Proxy, instances: list[Server], spelling: str
 ) -> None:
-    """Prometheus scrapes the instances directly; the public proxy answers 404."""
-    through = client.get(f"{proxy.https_url}/metrics")
-    assert through.status_code == 404
-    assert through.json()["message"] == "Endpoint not found"
-    direct = httpx.get(f"{instances[0].url}/metrics")
-    assert direct.status_code == 200
-    assert "statebridge_" in direct.text
+    """Prometheus scrapes the instances directly; through the proxy every spelling of the
+    path (slashes, percent-encoding, case, dot segments, a query) is answered 404 by nginx
+    itself (no request id: the app never saw it) on every listener."""
+    listeners = [
+        (proxy.https_port, True),
+        (proxy.stateless_port, False),
+        (proxy.stateful_port, False),
+    ]
+    for port, tls in listeners:
+        status, headers, body = raw_get(port, spelling, tls)
+        assert status in (403, 404), (port, spelling, status, body[:200])
+        assert not is_metrics_text(body), (port, spelling)
+        if not spelling.startswith("/api/"):  # those the app answers 404 itself
+            assert "x-request-id" not in headers, (port, spelling, "nginx passed it on")
+            assert json.loads(body)["message"] == "Endpoint not found"
+    status, _, body = raw_get(instances[0].port, spelling)
+    if METRICS_SPELLINGS[spelling]:
+        assert status == 200, (spelling, body[:200])
+        assert is_metrics_text(body)
+    else:  # the app answers the exact path only: another spelling is not a way around nginx
+        assert status == 404, (spelling, status, body[:200])
+        assert not is_metrics_text(body)

@@ -4,7 +4,9 @@
   database outage does not get healthy processes restarted.
 - ready: the database and Redis (when configured) answer within STATEBRIDGE_READY_TIMEOUT;
   otherwise 503 with the status of each component.
-- metrics: Prometheus text, from this process's counters plus a few gauges read now.
+- metrics: Prometheus text, from this process's counters plus a few gauges read now; only
+  on the exact path `/metrics` as sent (not `/metrics/`, `/%6detrics`, `/metrics%2F`), so
+  that a proxy blocking that path is not walked around by another spelling of it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import Response
 
 from statebridge import __version__, process
 from statebridge.deps import ServicesDep
-from statebridge.envelope import JSONResponse, error_body, success
+from statebridge.envelope import JSONResponse, error, error_body, success
 from statebridge.observability.metrics import CONTENT_TYPE, METRICS
 from statebridge.services import Services
 
@@ -118,7 +121,21 @@ def open_fds() -> int:
         return 0
 
 
+METRICS_PATH = b"/metrics"
+
+
+def exact_path(request: Request, wanted: bytes) -> bool:
+    """The path as the client sent it (before percent-decoding and the trailing-slash
+    trim) is `wanted`."""
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):  # a server without raw_path: the decoded path is all
+        return bool(request.scope.get("path", "").encode("latin-1", "replace") == wanted)
+    return raw.partition(b"?")[0] == wanted
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    if not exact_path(request, METRICS_PATH):
+        return error(404, "Endpoint not found")
     text = METRICS.render(await gauges(services))
     return Response(text, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
