@@ -77,7 +77,7 @@ import pytest
 
 from tests.conftest import REDIS_BASE_URL, _pg_execute
 from tests.recordings import ROOT
-from tests.servers import clean_env
+from tests.servers import clean_env, free_port
 
 pytestmark = pytest.mark.docs
 
@@ -639,8 +639,9 @@ def run_block(block: Block, shell: Shell, services: Services, clock: Clock, tall
     assert not missing, f"{block.where}: `env` names {missing}, which the block never exports"
 
 
-def run_document(path: str, copy: Path, tmp_path: Path) -> Tally:
-    blocks = parse_blocks(path, (copy / path).read_text())
+def run_document(path: str, text: str, copy: Path, tmp_path: Path) -> Tally:
+    """Run one document's blocks in `copy`; everything started is stopped at the end."""
+    blocks = parse_blocks(path, text)
     tally = Tally()
     taken = [port for port in PORTS if port_taken(port)]
     assert not taken, f"the documents' ports are in use: {taken}"
@@ -670,11 +671,41 @@ def run_document(path: str, copy: Path, tmp_path: Path) -> Tally:
 
 @pytest.mark.parametrize("path", DOCUMENTS)
 def test_the_document_runs_as_written(path: str, copy: Path, tmp_path: Path) -> None:
-    tally = run_document(path, copy, tmp_path)
+    tally = run_document(path, (copy / path).read_text(), copy, tmp_path)
     assert tally.ran, f"{path}: no block ran"
     if path in MOSTLY_RUN:
         share = len(tally.skipped) / (len(tally.ran) + len(tally.skipped))
         assert share <= MOSTLY_RUN[path], tally.summary(path)
+
+
+def test_a_failure_shows_the_block_and_stops_the_servers(tmp_path: Path) -> None:
+    """The harness itself: a wrong shown output is reported with the block, the command,
+    the shown lines and the actual output, and the background server is stopped."""
+    port = free_port()
+    text = "\n".join(
+        [
+            "Start a server:",
+            "",
+            f"<!-- doc-test: background, ready http://127.0.0.1:{port}/ -->",
+            "```bash",
+            f"python3 -m http.server --bind 127.0.0.1 {port}",
+            "```",
+            "",
+            "```console",
+            "$ GREETING=hello",
+            "$ echo $GREETING; echo world",
+            "hello",
+            "there",
+            "```",
+        ]
+    )
+    with pytest.raises(DocFailure) as failure:
+        run_document("x.md", text, tmp_path, tmp_path / "work")
+    message = str(failure.value)
+    assert message.startswith("x.md:10 (the console block at line 8): the output differs")
+    assert "$ echo $GREETING; echo world" in message
+    assert "shown:\n    | hello\n    | there\nactual:\n    | hello\n    | world" in message
+    assert not port_taken(port), "the background server outlived the failure"
 
 
 def test_the_comparison_is_strict() -> None:
