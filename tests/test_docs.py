@@ -67,6 +67,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -347,9 +348,8 @@ def quoted(lines: list[str] | str, limit: int = 400) -> str:
     return "\n".join(f"    | {line}" for line in lines) if lines else "    (nothing)"
 
 
-def session_groups(session: int) -> set[int]:
-    """The process groups of every process in a session."""
-    groups = set()
+def living() -> Iterator[tuple[int, int]]:
+    """(process group, session) of every process that has not exited (zombies left out)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -357,20 +357,18 @@ def session_groups(session: int) -> set[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == session:
-            groups.add(int(fields[2]))
-    return groups
+        state, _parent, group, session = stat[stat.rindex(")") + 2 :].split()[:4]
+        if state not in {"Z", "X"}:
+            yield int(group), int(session)
+
+
+def session_groups(session: int) -> set[int]:
+    """The process groups of every process in a session."""
+    return {group for group, in_session in living() if in_session == session}
 
 
 def group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return any(found == group for found, _ in living())
 
 
 def stop_groups(groups: set[int], sig: int, wait: float) -> None:
