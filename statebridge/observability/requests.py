@@ -14,13 +14,26 @@ SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 
 
-_PREFIX = os.urandom(8).hex()  # this process's
+_PREFIX = ""  # this process's: made again in every forked child (see below)
 _SEQUENCE = itertools.count(1)
+
+
+def new_prefix() -> None:
+    """A fresh random prefix and count for this process. Run at import and again in each
+    child after a fork: workers forked from one server would otherwise share the parent's
+    prefix and count, and issue the same ids."""
+    global _PREFIX, _SEQUENCE
+    _PREFIX = os.urandom(8).hex()
+    _SEQUENCE = itertools.count(1)
+
+
+new_prefix()
+os.register_at_fork(after_in_child=new_prefix)
 
 
 def new_request_id() -> bytes:
     """24 hex digits: 16 random per process, then the process's request number (mod 2^32).
-    Unique across instances without a system call per request."""
+    Unique across instances and their workers without a system call per request."""
     return f"{_PREFIX}{next(_SEQUENCE) & 0xFFFFFFFF:08x}".encode("ascii")
 
 
