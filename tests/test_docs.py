@@ -594,10 +594,8 @@ class Tally:
 
 def run_block(block: Block, shell: Shell, services: Services, clock: Clock, tally: Tally) -> None:
     note = block.annotation
-    overrides = {
-        name: value.format(**services.values()) if "{" in value else value
-        for name, value in note.env.items()
-    }
+    placeholders = services.values() if note.env else {}  # the database, Redis flushed
+    overrides = {name: value.format(**placeholders) for name, value in note.env.items()}
     assigned: set[str] = set()
     for index, command in enumerate(block.commands):
         where = f"{block.path}:{command.line} (the {block.lang} block at line {block.line})"
