@@ -1,7 +1,8 @@
-"""Run statebridge: bind the listeners, build the services, serve with uvicorn.
+"""Run statebridge: bind the listeners, build the services, serve with Granian or uvicorn.
 
 Sockets are bound before anything else so that a busy port fails fast and clearly; with
-several workers they are bound once and shared by forked processes.
+several workers they are bound once and shared by forked processes, which the server
+(`Supervisor`) keeps at their number until it is told to stop.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -24,6 +28,7 @@ from statebridge import granian_server, process
 from statebridge.app import Face, build_front
 from statebridge.config import Settings
 from statebridge.observability.logs import configure as configure_logging
+from statebridge.observability.metrics import METRICS
 from statebridge.services import (
     Services,
     StartupError,
@@ -35,6 +40,10 @@ from statebridge.services import (
 log = logging.getLogger("statebridge")
 BACKLOG = 2048
 UPSTREAM_IDLE_SECONDS = 75  # uvicorn's idle keep-alive; Granian's is 30 s (header_read_timeout)
+RESTART_FIRST_SECONDS = 0.5  # a worker that died is started again after this long,
+RESTART_MAX_SECONDS = 30.0  # twice as long each time it dies again soon, up to this;
+STABLE_SECONDS = 60.0  # a worker that lived this long starts the wait over
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
@@ -180,32 +189,188 @@ def serve(settings: Settings, migrate: bool = False) -> None:
         run_loop(settings, listeners, migrate)
         return
     asyncio.run(_migrate_once(settings, migrate))
-    children: list[int] = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                run_loop(settings, listeners, migrate=False)
-            except BaseException:
-                log.exception("worker failed")
-                code = 1
-            finally:
-                os._exit(code)
-        children.append(pid)
-    for listener in listeners:  # the workers have them; a copy here would keep a stopping
-        listener.sock.close()  # worker's listener open, its backlog filling, unanswered
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    failed = 0
-    for child in children:
-        _, status = os.waitpid(child, 0)
-        failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
-    if failed:
+    if Supervisor(settings, listeners).run():
         sys.exit(1)
+
+
+@dataclass
+class Slot:
+    """One of the workers the server keeps running."""
+
+    pid: int = 0  # 0: none running
+    started: float = 0.0
+    delay: float = 0.0  # the last wait before a restart (0: none yet)
+    due: float | None = None  # when a restart is due
+
+
+class Supervisor:
+    """Forks the workers, and keeps them at their number while the server runs.
+
+    A worker that dies (killed, crashed, or stopped on its own) is logged as a warning with
+    its exit status, then started again after RESTART_FIRST_SECONDS; when it keeps dying
+    soon after starting, the wait doubles up to RESTART_MAX_SECONDS, and it starts over
+    once a worker has lived STABLE_SECONDS. Restarts are counted in
+    statebridge_worker_restarts_total (a count the workers' /metrics read).
+
+    SIGTERM and SIGINT close the server's copies of the listeners, are passed on to every
+    worker, and end the restarts: the server waits for the workers' graceful stop and
+    exits 1 only if one of them failed it."""
+
+    def __init__(self, settings: Settings, listeners: list[Listener]) -> None:
+        self.settings = settings
+        self.listeners = listeners  # kept open here: a replacement worker needs them
+        self.slots = [Slot() for _ in range(settings.workers)]
+        self.stopping = False
+        self.failed = False
+        self.wakeup = (-1, -1)
+
+    def run(self) -> bool:
+        """Serve until stopped; True if a worker failed its stop."""
+        self.wakeup = os.pipe()
+        for fd in self.wakeup:
+            os.set_blocking(fd, False)
+        # every signal below writes to the pipe, so a wait in select() ends at once
+        previous_wakeup = signal.set_wakeup_fd(self.wakeup[1])
+        signal.signal(signal.SIGCHLD, self.on_child)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.stop)
+        try:
+            for slot in self.slots:
+                self.spawn(slot)
+            while True:
+                self.reap()
+                self.restart_due()
+                if not self.running():
+                    break
+                select.select([self.wakeup[0]], [], [], self.wait_seconds())
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.wakeup[0], 512):
+                        pass
+        finally:
+            for signum in (signal.SIGCHLD, *STOP_SIGNALS):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.set_wakeup_fd(previous_wakeup)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.close_listeners()
+        return self.failed
+
+    def running(self) -> bool:
+        """A worker is running, or one is to be started again."""
+        return any(slot.pid or (slot.due is not None and not self.stopping) for slot in self.slots)
+
+    def on_child(self, _signum: int, _frame: FrameType | None) -> None:
+        """Nothing: the signal's byte on the wake-up pipe ends the wait, then `reap` runs."""
+
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stopping:
+            self.stopping = True
+            for slot in self.slots:
+                slot.due = None
+            # the workers' graceful stop closes their listeners; a copy left open here
+            # would keep taking connections into a backlog nobody answers
+            self.close_listeners()
+        for slot in self.slots:
+            if slot.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signum)
+
+    def close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.sock.close()
+
+    def spawn(self, slot: Slot) -> None:
+        # no handler of the server's may run in the child before it has its own
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, *STOP_SIGNALS})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.become_worker(blocked)
+            # recorded before a stop signal can be handled, so that the stop reaches it
+            slot.pid, slot.started, slot.due = pid, time.monotonic(), None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def become_worker(self, mask: Iterable[int]) -> None:
+        """Run one worker in this (forked) process; never returns."""
+        code = 0
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, *STOP_SIGNALS):
+                signal.signal(signum, signal.SIG_DFL)
+            for fd in self.wakeup:
+                os.close(fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            run_loop(self.settings, self.listeners, migrate=False)
+        except BaseException:
+            log.exception("worker failed")
+            code = 1
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((slot for slot in self.slots if slot.pid == pid), None)
+            if slot is None:
+                continue
+            slot.pid = 0
+            code = os.waitstatus_to_exitcode(status)
+            if self.stopping:
+                self.failed |= code not in (0, -signal.SIGTERM, -signal.SIGINT)
+                continue
+            lived = time.monotonic() - slot.started
+            self.schedule(slot, lived)
+            log.warning(
+                "worker %d %s after %.1f s; starting another in %.1f s",
+                pid,
+                exit_status(code),
+                lived,
+                slot.delay,
+            )
+
+    def schedule(self, slot: Slot, lived: float) -> None:
+        """The next start of `slot`: the wait doubles while its workers die young."""
+        if slot.delay == 0 or lived >= STABLE_SECONDS:
+            slot.delay = RESTART_FIRST_SECONDS
+        else:
+            slot.delay = min(slot.delay * 2, RESTART_MAX_SECONDS)
+        slot.due = time.monotonic() + slot.delay
+
+    def restart_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.due is None or slot.due > now or self.stopping:
+                continue
+            try:
+                self.spawn(slot)
+            except OSError as exc:  # out of processes or memory, for now
+                self.schedule(slot, 0.0)
+                log.error("cannot start a worker (%s); trying again in %.1f s", exc, slot.delay)
+                continue
+            METRICS.worker_restarts.add()
+            log.info("worker %d started in place of the one that died", slot.pid)
+
+    def wait_seconds(self) -> float | None:
+        """Until the next restart is due; None (until a signal) when none is."""
+        dues = [slot.due for slot in self.slots if slot.due is not None]
+        if self.stopping or not dues:
+            return None
+        return max(0.0, min(dues) - time.monotonic())
+
+
+def exit_status(code: int) -> str:
+    """`os.waitstatus_to_exitcode`'s code in words: 'exited with status 1', 'was killed by
+    SIGKILL (status -9)'."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by {name} (status {code})"

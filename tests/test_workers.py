@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.servers import Server
 
@@ -119,3 +122,51 @@ def test_request_ids_are_unique_across_workers_and_instances(tmp_path: Path) -> 
         if line.get("logger") == "statebridge.access" and line["route"] == "/health/live"
     ]
     assert sorted(logged) == sorted(ids)
+
+
+# -- a worker that dies is started again -------------------------------------------------------
+
+
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+def test_a_killed_worker_is_started_again_and_sigterm_still_stops_all(
+    tmp_path: Path, http_server: str
+) -> None:
+    env = {"STATEBRIDGE_HTTP_SERVER": http_server}
+    server = Server(env=env, data_dir=tmp_path, args=["--workers", "2"]).start()
+    assert server.process is not None
+    parent = server.process.pid
+    urls = [server.url, server.stateless_url, server.stateful_url]
+    try:
+        first = wait_until(lambda: len(children(parent)) == 2 and children(parent), "2 workers")
+        assert restarts(server.url) == 0
+        seen = set(first)
+        victim = min(first)
+        for round_ in (1, 2):  # then the new one is killed young: its replacement waits longer
+            os.kill(victim, signal.SIGKILL)
+            current = wait_until(partial(replaced, parent, frozenset(seen)), "a new worker")
+            (new,) = current - seen
+            seen |= current
+            assert victim not in current
+            assert new in current
+            for url in urls:  # every listener answers, and the new worker is among them
+                answering = {worker_of(answer) for answer in answers_from(f"{url}/health", 2)}
+                assert answering == current, (url, answering, current)
+            assert {restarts(url) for url in urls} == {round_}  # every worker says the same
+            warning = next(
+                line
+                for line in log_lines(server)
+                if line["level"] == "warning" and f"worker {victim} " in line["message"]
+            )
+            assert "was killed by SIGKILL (status -9)" in warning["message"]
+            wait = "0.5" if round_ == 1 else "1.0"
+            assert warning["message"].endswith(f"starting another in {wait} s"), warning
+            victim = new
+        workers = children(parent)
+        assert server.stop() == 0
+        assert not any(alive(pid) for pid in workers), "a worker outlived the server"
+        assert children(parent) == set()
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.count("stopped: connection pools closed") == 2  # both graceful
+    assert log.count("starting another") == 2  # nothing started during the stop

@@ -12,6 +12,8 @@ methods and statuses are few, caches and stores are named in code.
 from __future__ import annotations
 
 import math
+import mmap
+import struct
 from bisect import bisect_left
 from collections.abc import Iterable
 
@@ -54,10 +56,31 @@ class Histogram:
         self.count += 1
 
 
+class SharedCount:
+    """A count that one process writes and the processes it forks afterwards read: eight
+    bytes of an anonymous shared mapping, made before the fork. The server counts its
+    worker restarts here, and every worker's /metrics shows the same number."""
+
+    __slots__ = ("_shared",)
+    LAYOUT = "=Q"
+
+    def __init__(self) -> None:
+        self._shared = mmap.mmap(-1, struct.calcsize(self.LAYOUT))  # MAP_SHARED | MAP_ANONYMOUS
+
+    @property
+    def value(self) -> int:
+        return int(struct.unpack_from(self.LAYOUT, self._shared)[0])
+
+    def add(self, amount: int = 1) -> None:
+        """Only the one writing process calls this (the server, for its workers)."""
+        struct.pack_into(self.LAYOUT, self._shared, 0, self.value + amount)
+
+
 class Metrics:
     """The counters of one process. Observing is a few dict operations, nothing more."""
 
     def __init__(self) -> None:
+        self.worker_restarts = SharedCount()
         self.requests: dict[tuple[str, str, int], int] = {}
         self.latency: dict[tuple[str, str], Histogram] = {}
         self.in_flight = 0
@@ -126,6 +149,14 @@ class Metrics:
             out.append(
                 f"statebridge_cache_requests_total{labels(cache=cache, result=result)} {value}"
             )
+        family(
+            out,
+            "statebridge_worker_restarts_total",
+            "counter",
+            "Workers the server started again after one died (the server's count: the same "
+            "from every worker)",
+        )
+        out.append(f"statebridge_worker_restarts_total {self.worker_restarts.value}")
         last = ""
         for name, help_text, label_text, reading in gauges:
             if name != last:
@@ -141,4 +172,5 @@ def family(out: list[str], name: str, kind: str, help_text: str) -> None:
 
 
 METRICS = Metrics()
-"""This process's metrics (forked workers each start from an empty copy)."""
+"""This process's metrics (forked workers each start from an empty copy; the worker
+restarts alone are shared with the server that forked them)."""
