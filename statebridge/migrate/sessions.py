@@ -6,8 +6,7 @@ array beside a `carts` array keyed by `sessionId`). Both are streamed. Each sess
 remaining lifetime is computed from `expiresAt` against the clock (`--now` fixes it);
 expired sessions are counted and skipped, live ones are written to the `sessions` table
 (and their carts to `shopping_carts`) and, when the servers keep sessions in Redis, into
-Redis too: while the `sessions:epoch` marker exists the servers assume Redis holds every
-live session, so a session only in PostgreSQL would be invisible to them.
+Redis too, so that their first reads find them there (a miss would be read from the table).
 
 Only sessions this run inserts get carts and Redis entries, so a second run changes
 nothing: a session already present may have moved on since the first run.
