@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import drop_pg_database, new_pg_database
+from tests.routes import SESSION_ROUTES
 from tests.servers import Server, clean_env, free_port
 
 pytestmark = pytest.mark.services
@@ -445,22 +446,6 @@ def test_upgrade_then_downgrade_base_leaves_an_empty_database() -> None:
         assert _tables(url) == set()
     finally:
         drop_pg_database(name)
-
-
-SESSION_ROUTES = [
-    ("GET", "/session", None),
-    ("PUT", "/session", {"data": {"k": 1}}),
-    ("GET", "/cart", None),
-    ("POST", "/cart/add", {"productId": "prod001", "quantity": 1}),
-    ("DELETE", "/cart/remove/prod001", None),
-    ("DELETE", "/cart", None),
-    ("GET", "/profile", None),
-    ("PUT", "/profile/preferences", {"preferences": {"theme": "dark"}}),
-    ("GET", "/demonstrate/stateful", None),
-    ("POST", "/workflow/start", {}),
-    ("POST", "/workflow/next", {"stepData": {}}),
-    ("DELETE", "/session", None),
-]
 
 
 def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.routes import SESSION_ROUTES
 from tests.servers import Server
 from tests.shapes import (
     INTEGER,
@@ -55,21 +56,6 @@ STEPS = ["started", "data_collected", "processing", "completed"]
 IDLE = timedelta(minutes=15)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Every route that needs a live session, with a body that would otherwise succeed.
-SESSION_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
-    ("GET", "/session", None),
-    ("PUT", "/session", {"data": {"a": 1}}),
-    ("DELETE", "/session", None),
-    ("GET", "/cart", None),
-    ("POST", "/cart/add", {"productId": "prod001", "quantity": 1}),
-    ("DELETE", "/cart/remove/prod001", None),
-    ("DELETE", "/cart", None),
-    ("GET", "/profile", None),
-    ("PUT", "/profile/preferences", {"preferences": {"theme": "dark"}}),
-    ("GET", "/demonstrate/stateful", None),
-    ("POST", "/workflow/start", None),
-    ("POST", "/workflow/next", None),
-]
 ROUTE_IDS = [f"{method} {path}" for method, path, _ in SESSION_ROUTES]
 
 
