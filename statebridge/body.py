@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from statebridge.envelope import ApiError, validation_error
 
@@ -15,6 +15,14 @@ JSON_TYPES = ("application/json", "text/json")
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "Request body too large", [{"field": "body", "message": f"limit {limit}"}])
+
+
+def _incomplete() -> ApiError:
+    return ApiError(
+        400,
+        "Incomplete request body",
+        [{"field": "body", "message": "The body ended early or its chunked framing is invalid"}],
+    )
 
 
 async def read_raw(request: Request, limit: int) -> bytes:
@@ -27,11 +35,18 @@ async def read_raw(request: Request, limit: int) -> bytes:
             raise ApiError(400, "Invalid Content-Length header") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Granian ends a body it cannot parse (a bad chunk size, chunk data cut short) as
+        # if the client had gone, and answers a plain 500 when the app then sends nothing.
+        # The connection may still be open: answer 400 (as nginx does for a body that ends
+        # early); where the client really went, uvicorn and Granian drop the answer.
+        raise _incomplete() from None
     return b"".join(chunks)
 
 
