@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs wrk from Debian's packages: `statebridge bench` drives it when it is there (the
-# asyncio fallback is slower than the servers it measures), and tests/test_bench.py runs
+# asyncio fallback is slower than the servers it measures), and tests/system/test_bench.py runs
 # the bench through it. Does nothing when wrk is already installed.
 set -euo pipefail
 

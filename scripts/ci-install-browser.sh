@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install what the browser test (tests/test_browser.py, marker `browser`) needs:
+# Install what the browser test (tests/system/test_browser.py, marker `browser`) needs:
 # Debian's chromium, driven through Playwright with the system browser (Playwright's
 # own browser download is never used). Safe to run more than once.
 set -eu

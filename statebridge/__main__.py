@@ -1,3 +1,3 @@
-from statebridge.cli import app
+from statebridge.cli.main import app
 
 app(prog_name="statebridge")

@@ -1,0 +1,177 @@
+"""The `statebridge bench` command (registered in statebridge/cli/main.py); imports lazily."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from statebridge.wording import counted
+
+
+class Engine(StrEnum):
+    auto = "auto"
+    wrk = "wrk"
+    python = "python"
+
+
+def bench(
+    url: Annotated[
+        str, typer.Option(help="statebridge's stateless base URL (its combined URL works too)")
+    ] = "http://127.0.0.1:8000",
+    stateful_url: Annotated[
+        str | None, typer.Option(help="statebridge's stateful base URL [default: URL/api/stateful]")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Another server to run alternately, e.g. Phase 1's stateless URL"),
+    ] = None,
+    baseline_stateful_url: Annotated[
+        str | None,
+        typer.Option(help="The baseline's stateful URL [default: BASELINE/api/stateful]"),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Label of the first server")] = "statebridge",
+    baseline_name: Annotated[str, typer.Option(help="Label of the baseline")] = "baseline",
+    duration: Annotated[int, typer.Option(min=1, help="Seconds of each measured run")] = 10,
+    warmup: Annotated[int, typer.Option(min=0, help="Seconds of load before each run")] = 2,
+    connections: Annotated[int, typer.Option(min=1, help="Concurrent connections")] = 50,
+    threads: Annotated[int, typer.Option(min=1, help="wrk threads")] = 1,
+    rounds: Annotated[int, typer.Option(min=1, help="Runs per scenario and server")] = 1,
+    sessions: Annotated[int, typer.Option(min=1, help="Live sessions in the stateful mix")] = 50,
+    endpoints: Annotated[
+        str, typer.Option(help="Stateless GETs, comma-separated")
+    ] = "/health,/info,/users,/products",
+    stateful: Annotated[
+        bool, typer.Option("--stateful/--no-stateful", help="Run the stateful mix")
+    ] = True,
+    engine: Annotated[Engine, typer.Option(help="Load generator")] = Engine.auto,
+    soak: Annotated[
+        int, typer.Option(min=0, help="Then N seconds of the mix while RSS is sampled (0: off)")
+    ] = 0,
+    pid: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Local PID of the first server: its CPU per run and per request, child "
+            "processes included; repeat it to add another (e.g. nginx's master)"
+        ),
+    ] = None,
+    baseline_pid: Annotated[
+        list[int] | None, typer.Option(help="Local PID of the baseline (repeatable)")
+    ] = None,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results")] = Path(
+        "bench.json"
+    ),
+    chart: Annotated[
+        Path | None, typer.Option(help="Write a PNG chart (needs the `bench` extra: matplotlib)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request counts as failed")] = 5.0,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Accept any TLS certificate (self-signed nginx)")
+    ] = False,
+    disk: Annotated[
+        str | None,
+        typer.Option(
+            help="A block device as /proc/diskstats names it (e.g. vda; `findmnt -no SOURCE -T "
+            "/var/lib/postgresql` tells PostgreSQL's): each run's longest stretch with "
+            "requests in flight and none completed, a column of its own"
+        ),
+    ] = None,
+) -> None:
+    """Load-test statebridge (and, alternately, a baseline such as Phase 1): req/s, p50/p90/p99,
+    errors and the ratio, as a table, JSON and optionally a PNG chart.
+
+    Phase 1 has two ports: give both, e.g. `--url http://127.0.0.1:3001 --stateful-url
+    http://127.0.0.1:3002 --baseline http://127.0.0.1:4001 --baseline-stateful-url
+    http://127.0.0.1:4002`. The stateful mix creates its sessions first (POST /session).
+    Load goes only where you point it: use loopback or your own hosts.
+    """
+    from statebridge.ops.bench.model import Target
+    from statebridge.ops.bench.report import memory_table, save_chart, save_json, table
+    from statebridge.ops.bench.run import Options, benchmark
+
+    def base(value: str) -> str:
+        return value.rstrip("/")
+
+    targets = [
+        Target(name, base(url), base(stateful_url or f"{base(url)}/api/stateful"), tuple(pid or ()))
+    ]
+    if baseline:
+        fallback = f"{base(baseline)}/api/stateful"
+        targets.append(
+            Target(
+                baseline_name,
+                base(baseline),
+                base(baseline_stateful_url or fallback),
+                tuple(baseline_pid or ()),
+            )
+        )
+    if len({target.name for target in targets}) != len(targets):
+        raise typer.BadParameter("--name and --baseline-name must differ")
+    if disk is not None:
+        disk = check_disk(disk)
+    options = Options(
+        seconds=duration,
+        warmup=warmup,
+        connections=connections,
+        threads=threads,
+        rounds=rounds,
+        sessions=sessions,
+        endpoints=tuple(
+            "/" + part.strip().lstrip("/") for part in endpoints.split(",") if part.strip()
+        ),
+        stateful=stateful,
+        engine=engine.value,
+        timeout=timeout,
+        insecure=insecure,
+        soak=soak,
+        disk=disk,
+    )
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    try:
+        report = benchmark(targets, options, say)
+    except Exception as exc:  # unreachable server, wrk missing, bad answers: one clear line
+        typer.echo(f"statebridge bench: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    names = [target.name for target in targets]
+    typer.echo(
+        f"\nengine: {report['engine']}; {counted(connections, 'connection')}, {duration} s per run"
+    )
+    typer.echo(table(report["summary"], names))
+    if report["memory"]:
+        typer.echo("\n" + memory_table(report["memory"]))
+    save_json(json_path, report)
+    typer.echo(f"\nwrote {json_path}")
+    if chart is not None:
+        machine = report["machine"]
+        title = (
+            f"{' vs '.join(names)}: {counted(connections, 'connection')}, {report['engine']}; "
+            f"{machine.get('nproc')} CPUs ({machine.get('cpu', '?')})"
+        )
+        if save_chart(chart, report["summary"], names, title):
+            typer.echo(f"wrote {chart}")
+        else:
+            typer.echo(
+                "no chart: matplotlib is missing (pip install 'statebridge[bench]')", err=True
+            )
+    sys.stdout.flush()
+
+
+def check_disk(name: str) -> str:
+    """The device name as /proc/diskstats has it (a leading /dev/ is dropped), or a clear error."""
+    from statebridge.ops.bench.disk import devices, real_devices
+
+    device = name.removeprefix("/dev/")
+    try:
+        known = devices()
+    except OSError:
+        raise typer.BadParameter("/proc/diskstats cannot be read (Linux only)") from None
+    if device not in known:
+        real = ", ".join(real_devices(known))
+        raise typer.BadParameter(f"no block device {device!r}; /proc/diskstats has: {real}")
+    return device

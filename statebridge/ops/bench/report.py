@@ -1,0 +1,148 @@
+"""Printing and saving a benchmark: the side-by-side table, JSON, and a PNG chart."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from statebridge.ops.bench.model import Result
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+        info["loadavg_at_start"] = [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def typical(results: list[Result]) -> Result:
+    """The run with the median throughput (of one scenario and target over its rounds)."""
+    ordered = sorted(results, key=lambda result: result.rps)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def summarise(results: list[Result], names: list[str]) -> list[dict[str, Any]]:
+    """One row per scenario: each target's typical run, and target/baseline ratios."""
+    rows: list[dict[str, Any]] = []
+    for scenario in dict.fromkeys(result.scenario for result in results):
+        row: dict[str, Any] = {"scenario": scenario}
+        for name in names:
+            runs = [r for r in results if r.scenario == scenario and r.target == name]
+            if runs:
+                best = typical(runs)
+                row[name] = best.as_dict()
+                row[name]["rps_rounds"] = [round(run.rps, 1) for run in runs]
+        if len(names) == 2 and names[0] in row and names[1] in row:
+            mine, theirs = row[names[0]], row[names[1]]
+            row["ratio"] = round(mine["rps"] / theirs["rps"], 2) if theirs["rps"] else None
+            row["p99_no_worse"] = mine["p99_ms"] <= theirs["p99_ms"]
+        rows.append(row)
+    return rows
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def machine_busy(data: dict[str, Any]) -> str:
+    busy = data.get("machine_busy_percent")
+    return "-" if busy is None else f"{busy:.0f}%"
+
+
+def table(rows: list[dict[str, Any]], names: list[str]) -> str:
+    """A Markdown table: it reads in a terminal and pastes into BENCHMARKS.md. The disk
+    column is there when a disk was watched (--disk)."""
+    watched = any(
+        row.get(name, {}).get("disk_stall_ms") is not None for row in rows for name in names
+    )
+    header = (
+        "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
+        "| CPU µs/req | machine busy |" + (" disk stall ms |" if watched else "") + " ratio |"
+    )
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for row in rows:
+        for index, name in enumerate(names):
+            data = row.get(name)
+            if data is None:
+                continue
+            ratio = fmt(row.get("ratio"), 2) + "x" if index == 0 and "ratio" in row else ""
+            lines.append(
+                f"| {row['scenario'] if index == 0 else ''} | {name} | {fmt(data['rps'], 0)} | "
+                f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
+                f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
+                f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | "
+                + (f"{fmt(data.get('disk_stall_ms'), 0)} | " if watched else "")
+                + f"{ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def memory_table(memory: dict[str, Any]) -> str:
+    lines = [
+        "| server | seconds | RSS after warm-up MiB | RSS at end MiB | max MiB | growth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, data in memory.items():
+        lines.append(
+            f"| {name} | {data['seconds']} | {data['rss_after_warmup'] / 2**20:.1f} | "
+            f"{data['rss_end'] / 2**20:.1f} | {data['rss_max'] / 2**20:.1f} | "
+            f"{data['growth_percent']:+.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def save_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+
+
+def save_chart(path: Path, rows: list[dict[str, Any]], names: list[str], title: str) -> bool:
+    """A PNG with req/s and p99 side by side; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    scenarios = [
+        row["scenario"].replace("mix: ", "mix:\n")
+        + (f"\n{row['ratio']:.2f}x" if row.get("ratio") is not None else "")
+        for row in rows
+    ]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    width = 0.8 / max(1, len(names))
+    for index, name in enumerate(names):
+        xs = [i + (index - (len(names) - 1) / 2) * width for i in range(len(rows))]
+        rps = [row.get(name, {}).get("rps", 0) for row in rows]
+        p99 = [row.get(name, {}).get("p99_ms", 0) for row in rows]
+        bars = left.bar(xs, rps, width, label=name)
+        left.bar_label(bars, labels=[f"{value:,.0f}" for value in rps], fontsize=7)
+        right.bar(xs, p99, width, label=name)
+    for axis, label in ((left, "requests per second (higher is better)"),
+                        (right, "p99 latency, ms (lower is better)")):  # fmt: skip
+        axis.set_xticks(range(len(rows)), scenarios, fontsize=8, rotation=15)
+        axis.set_ylabel(label)
+        axis.legend()
+        axis.grid(axis="y", alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

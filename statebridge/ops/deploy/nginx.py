@@ -1,0 +1,153 @@
+"""Render the nginx configuration from the templates shipped in this package.
+
+The files in the repository's nginx/ directory are renders with the compose defaults, and the
+tests render the same templates for loopback ports: one source, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import PurePosixPath
+
+PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
+UPSTREAM = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+RATE = re.compile(r"^[1-9][0-9]*r/[sm]$")
+ADDRESS = re.compile(r"^(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])$")
+UNSAFE_IN_PATH = re.compile(r"[\"\\;{}\s$]")
+
+
+class RenderError(ValueError):
+    """An option that would make a broken (or injected) nginx configuration."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What differs between the development and the production configuration."""
+
+    name: str
+    worker_processes: str
+    server_name: str
+    hsts_max_age: int
+    access_log_options: str
+
+
+DEV = Profile("development", "1", "localhost", 3600, "")
+# A year of HSTS only where a real certificate is served; buffered access log for throughput.
+PROD = Profile("production", "auto", "_", 31536000, " buffer=32k flush=5s")
+
+
+@dataclass(frozen=True)
+class NginxOptions:
+    """Everything a render depends on; the defaults are the ones the compose files use."""
+
+    upstreams: tuple[str, ...] = ("app:8000",)
+    http_port: int = 80
+    https_port: int = 443
+    stateless_port: int = 3001
+    stateful_port: int = 3002
+    listen_address: str = ""
+    cert: str = "/etc/nginx/ssl/cert.pem"
+    key: str = "/etc/nginx/ssl/key.pem"
+    rate: str = "10r/s"
+    burst: int = 20
+    delay: int = 10
+    prod: bool = False
+    server_name: str = ""
+    runtime_dir: str = ""
+
+    @property
+    def profile(self) -> Profile:
+        return PROD if self.prod else DEV
+
+
+def template(name: str) -> str:
+    return (resources.files("statebridge.ops.deploy") / "templates" / name).read_text("utf-8")
+
+
+def check(options: NginxOptions) -> None:
+    if not options.upstreams:
+        raise RenderError("at least one --upstream is needed")
+    for upstream in options.upstreams:
+        if not UPSTREAM.match(upstream):
+            raise RenderError(f"upstream {upstream!r} is not HOST:PORT")
+    ports = [options.http_port, options.https_port, options.stateless_port, options.stateful_port]
+    if any(not 1 <= port <= 65535 for port in ports):
+        raise RenderError("ports must be between 1 and 65535")
+    if len(set(ports)) != len(ports):
+        raise RenderError("the four listening ports must differ")
+    if not RATE.match(options.rate):
+        raise RenderError(f"rate {options.rate!r} is not like 10r/s or 600r/m")
+    if options.burst < 0:
+        raise RenderError("burst must be zero or more")
+    if not 0 <= options.delay <= options.burst:
+        raise RenderError("delay must be between 0 and the burst")
+    if options.listen_address and not ADDRESS.match(options.listen_address):
+        raise RenderError(f"listen address {options.listen_address!r} is not an IP address")
+    if options.server_name and not re.match(r"^[A-Za-z0-9._*~-]+$", options.server_name):
+        raise RenderError(f"server name {options.server_name!r} is not a host name")
+    paths = (("cert", options.cert), ("key", options.key), ("runtime dir", options.runtime_dir))
+    for label, path in paths:
+        if UNSAFE_IN_PATH.search(path):
+            raise RenderError(f"{label} path {path!r} has spaces, quotes, ';', '$' or braces")
+
+
+def runtime_paths(runtime_dir: str) -> dict[str, str]:
+    """Where nginx keeps its pid, temp files and logs: the official image's places, or one dir."""
+    if not runtime_dir:
+        return {
+            "pid_path": "/var/run/nginx.pid",
+            "temp_dir": "/var/cache/nginx",
+            "error_log": "/var/log/nginx/error.log",
+            "access_log_path": "/var/log/nginx/access.log",
+        }
+    base = PurePosixPath(runtime_dir)
+    return {
+        "pid_path": str(base / "nginx.pid"),
+        "temp_dir": str(base / "temp"),
+        "error_log": str(base / "logs" / "error.log"),
+        "access_log_path": str(base / "logs" / "access.log"),
+    }
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise RenderError(f"the template uses {{{{ {name} }}}}, which has no value")
+        return values[name]
+
+    return PLACEHOLDER.sub(replace, text)
+
+
+def render(options: NginxOptions) -> str:
+    """The nginx.conf text for `options`; raises RenderError on an unusable option."""
+    check(options)
+    profile = options.profile
+    prefix = f"{options.listen_address}:" if options.listen_address else ""
+    paths = runtime_paths(options.runtime_dir)
+    values = {
+        "profile": profile.name,
+        "worker_processes": profile.worker_processes,
+        "server_name": options.server_name or profile.server_name,
+        "hsts_max_age": str(profile.hsts_max_age),
+        "access_log": f"{paths.pop('access_log_path')} statebridge{profile.access_log_options}",
+        **paths,
+        "upstream_servers": "\n".join(
+            f"        server {upstream} max_fails=1 fail_timeout=10s;"
+            for upstream in options.upstreams
+        ),
+        "rate": options.rate,
+        "burst": str(options.burst),
+        "delay": str(options.delay),
+        "http_listen": f"{prefix}{options.http_port}",
+        "https_listen": f"{prefix}{options.https_port}",
+        "stateless_listen": f"{prefix}{options.stateless_port}",
+        "stateful_listen": f"{prefix}{options.stateful_port}",
+        "https_port_suffix": "" if options.https_port == 443 else f":{options.https_port}",
+        "cert": options.cert,
+        "key": options.key,
+    }
+    values["server_common"] = fill(template("server-common.conf.template"), values).rstrip("\n")
+    return fill(template("nginx.conf.template"), values)

@@ -1,0 +1,83 @@
+"""Server-wide counters (Phase 1's requestCount), shared by every instance."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Protocol
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from statebridge.db.tables import counters
+from statebridge.stores.batching import Coalescer
+
+
+class Counters(Protocol):
+    async def incr(self, name: str) -> int: ...
+    async def get(self, name: str) -> int: ...
+
+
+class SqlCounters:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    async def incr(self, name: str) -> int:
+        insert = self._insert(counters).values(name=name, value=1)
+        statement = insert.on_conflict_do_update(
+            index_elements=[counters.c.name], set_={"value": counters.c.value + 1}
+        ).returning(counters.c.value)
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def get(self, name: str) -> int:
+        async with self.engine.connect() as conn:
+            query = sa.select(counters.c.value).where(counters.c.name == name)
+            value = (await conn.execute(query)).scalar_one_or_none()
+            return int(value or 0)
+
+
+class RedisCounters:
+    """`INCRBY counter:{name}`, shared by every instance.
+
+    Increments that arrive together share one round trip (statebridge/stores/batching.py):
+    `INCRBY n` returns the new top, and the callers get top-n+1 .. top in arrival order, so
+    every number is still handed out exactly once. Reads that arrive together share one
+    `GET`, sent after they arrived. While Redis is unreachable the database counter
+    answers, so the stateless routes keep working (its numbers are separate from Redis's)."""
+
+    def __init__(self, redis: Redis, fallback: Counters) -> None:
+        self.redis = redis
+        self.fallback = fallback
+        self._increments: dict[str, Coalescer[None, int]] = {}
+        self._reads: dict[str, Coalescer[None, int]] = {}
+
+    async def incr(self, name: str) -> int:
+        coalescer = self._increments.get(name)
+        if coalescer is None:
+            coalescer = self._increments[name] = Coalescer(partial(self._allocate, name))
+        return await coalescer.submit(None)
+
+    async def get(self, name: str) -> int:
+        coalescer = self._reads.get(name)
+        if coalescer is None:
+            coalescer = self._reads[name] = Coalescer(partial(self._read, name))
+        return await coalescer.submit(None)
+
+    async def _allocate(self, name: str, callers: list[None]) -> list[int]:
+        count = len(callers)
+        try:
+            top = int(await self.redis.incrby(f"counter:{name}", count))
+        except RedisError:
+            return [await self.fallback.incr(name) for _ in range(count)]
+        return list(range(top - count + 1, top + 1))
+
+    async def _read(self, name: str, callers: list[None]) -> list[int]:
+        try:
+            value = int(await self.redis.get(f"counter:{name}") or 0)
+        except RedisError:
+            value = await self.fallback.get(name)
+        return [value] * len(callers)

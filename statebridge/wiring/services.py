@@ -1,0 +1,187 @@
+"""The parts a running statebridge is made of, built once per process from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fastapi import Request
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from statebridge.catalog.cache import CachedCatalog, build_invalidation
+from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
+from statebridge.config import Settings
+from statebridge.db import schema
+from statebridge.db.engine import create_engine, sqlite_path
+from statebridge.db.identity import database_id
+from statebridge.errors import StartupError as StartupError
+from statebridge.stores.carts.repository import CartRepository
+from statebridge.stores.counters import Counters, RedisCounters, SqlCounters
+from statebridge.stores.sessions.base import Lifetime, SessionStore
+from statebridge.stores.sessions.redis import RedisSessionStore
+from statebridge.stores.sessions.sql import SqlSessionStore
+from statebridge.wording import counted
+
+log = logging.getLogger("statebridge")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    catalog: Catalog
+    sessions: SessionStore
+    carts: CartRepository
+    counters: Counters
+    instance_id: str
+    redis: Redis | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Periodic work of a running server: the expired-session sweeper."""
+        self.background.append(asyncio.create_task(sweep_forever(self)))
+
+    async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.sessions.close()
+        await self.carts.close()
+        if isinstance(self.catalog, CachedCatalog):
+            await self.catalog.close()
+        await self.engine.dispose()
+
+
+async def sweep_forever(services: Services) -> None:
+    interval = services.settings.sweep_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = await services.sessions.sweep()
+            if removed:
+                log.info("swept %s", counted(removed, "expired session"))
+        except Exception as exc:  # the sweeper must outlive a database hiccup
+            log.warning("session sweep failed: %s", one_line(exc))
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    path = sqlite_path(settings.effective_database_url)
+    if path is None:
+        return
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data directory {directory} is not writable: {exc.strerror}") from None
+
+
+async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -> None:
+    """Migrate when allowed (always for the embedded file); otherwise refuse a stale schema."""
+    url = settings.effective_database_url
+    try:
+        current = await schema.current_revision(engine)
+    except Exception as exc:
+        raise StartupError(f"cannot reach the database: {one_line(exc)}") from None
+    head = schema.head_revision()
+    if current == head:
+        return
+    if migrate or settings.embedded:
+        import asyncio
+
+        await asyncio.to_thread(schema.upgrade, url, "head")
+        return
+    raise StartupError(
+        f"database schema is at {current or 'nothing'}, this statebridge needs {head}: "
+        "run `statebridge db upgrade` (or start with `statebridge serve --migrate`)"
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def connect_redis(url: str) -> Redis:
+    """A client that fails fast (the store falls back to PostgreSQL) instead of retrying.
+
+    The retry policy is the asyncio one: redis-py 8 converts a synchronous `Retry` given to
+    an asyncio client, with a UserWarning on stderr."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=15,
+        max_connections=200,
+    )
+
+
+async def build_services(settings: Settings, migrate: bool = False) -> Services:
+    prepare_data_dir(settings)
+    engine = create_engine(settings.effective_database_url)
+    redis: Redis | None = None
+    try:
+        await check_schema(engine, settings, migrate)
+        if settings.seed == "auto":
+            await seed_if_empty(engine)
+        lifetime = Lifetime(
+            timedelta(seconds=settings.session_ttl),
+            timedelta(seconds=settings.session_max_lifetime),
+        )
+        backend = settings.effective_session_backend
+        sql_counters = SqlCounters(engine)
+        counters: Counters = sql_counters
+        if backend == "sql":
+            sessions: SessionStore = SqlSessionStore(engine, lifetime)
+        elif backend == "redis":
+            if not settings.redis_url:
+                raise StartupError("the redis session backend needs REDIS_URL")
+            redis = connect_redis(settings.redis_url)
+            refresh = timedelta(seconds=settings.session_db_refresh)
+            store = RedisSessionStore(
+                redis, SqlSessionStore(engine, lifetime, grace=refresh), lifetime, refresh
+            )
+            await store.adopt_database(await database_id(engine))
+            await store.warm()
+            sessions = store
+            counters = RedisCounters(redis, sql_counters)
+        else:
+            raise StartupError(f"session backend {backend!r} is not available")
+    except BaseException:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+        raise
+    invalidation = build_invalidation(settings.effective_database_url, settings.redis_url)
+    catalog = CachedCatalog(SqlCatalog(engine), invalidation)
+    await catalog.start()
+    return Services(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        sessions=sessions,
+        carts=CartRepository(engine, catalog),
+        counters=counters,
+        instance_id=settings.instance_id or default_instance_id(),
+        redis=redis,
+    )
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

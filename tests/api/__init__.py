@@ -1,0 +1,1 @@
+"""One real `statebridge serve` on real ports, driven over HTTP: the API as users see it."""

@@ -1,0 +1,1 @@
+"""What the tests share: servers, private services, shapes, recordings, helpers."""

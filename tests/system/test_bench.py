@@ -1,0 +1,149 @@
+"""`statebridge bench` runs end to end against a real server and writes what it measured.
+
+Short, light runs (a second each, a few connections, loopback only); nothing here asserts
+a speed, only that every request was answered and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import Server, clean_env
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(env={}, data_dir=tmp_path_factory.mktemp("bench")).start()
+    yield server
+    server.stop()
+
+
+def bench(server: Server, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "statebridge", "bench",
+        "--url", server.stateless_url,
+        "--stateful-url", server.stateful_url,
+        "--duration", "1", "--warmup", "0",
+        "--connections", "4", "--sessions", "3",
+        "--endpoints", "/health,/users",
+        "--json", str(out),
+        *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env=clean_env({}), check=False
+    )
+
+
+def assert_clean(run: dict[str, object], name: str) -> None:
+    assert run["responses"], f"{name}: no answers"
+    assert run["errors"] == 0, f"{name}: {run}"
+    assert run["success_rate"] == 1.0
+    assert 0 < run["p50_ms"] <= run["p90_ms"] <= run["p99_ms"] <= run["max_ms"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("engine", ["python", "wrk"])
+def test_bench_against_a_baseline_writes_json_and_a_table(
+    target: Server, tmp_path: Path, engine: str
+) -> None:
+    if engine == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (scripts/ci-install-bench.sh installs it)")
+    out = tmp_path / "bench.json"
+    server_pid = target.process.pid if target.process else 0
+    done = bench(
+        target,
+        out,
+        "--engine", engine,
+        "--baseline", target.stateless_url,
+        "--baseline-stateful-url", target.stateful_url,
+        "--baseline-name", "again",
+        "--pid", str(server_pid),
+        "--pid", str(os.getpid()),  # a second root, whose tree holds the first
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    scenarios = [row["scenario"] for row in report["summary"]]
+    assert scenarios == ["GET /health", "GET /users", "mix: POST /cart/add + GET /cart"]
+    for row in report["summary"]:
+        assert_clean(row["statebridge"], f"{row['scenario']} statebridge")
+        assert_clean(row["again"], f"{row['scenario']} again")
+        assert row["ratio"] > 0
+    assert len(report["results"]) == 6
+    assert report["machine"]["nproc"] >= 1
+    for result in report["results"]:
+        assert 0 < result["machine_busy_percent"] <= 100, result
+        if result["target"] == "statebridge":  # the baseline was given no --pid
+            assert result["cpu_us_per_request"] > 0, result
+            shares = result["cpu_by_pid"]
+            assert set(shares) == {str(server_pid), str(os.getpid())}, result
+            assert shares[str(server_pid)] > 0
+            # the server runs below this test's process: counted once, not twice
+            assert result["cpu_seconds"] == pytest.approx(shares[str(os.getpid())], abs=0.002)
+        else:
+            assert "cpu_us_per_request" not in result and not result["cpu_by_pid"], result
+    assert report["targets"][0]["pids"] == [server_pid, os.getpid()]
+    assert "| CPU µs/req | machine busy |" in done.stdout
+    assert "| GET /users | statebridge |" in done.stdout
+    assert "| mix: POST /cart/add + GET /cart | statebridge |" in done.stdout
+
+
+def test_the_stateful_mix_really_fills_the_carts(target: Server, tmp_path: Path) -> None:
+    """The mix's sessions are live: every cart request was a 2xx, and carts grew."""
+    out = tmp_path / "bench.json"
+    done = bench(target, out, "--engine", "python", "--endpoints", "/health")
+    assert done.returncode == 0, done.stderr
+    mix = json.loads(out.read_text())["summary"][-1]["statebridge"]
+    assert_clean(mix, "mix")
+    assert mix["responses"] >= 2
+    health = httpx.get(f"{target.stateful_url}/health", timeout=10).json()
+    assert health["data"]["activeCarts"] >= 3  # the run's three sessions all have a cart
+
+
+def test_bench_writes_a_chart_when_matplotlib_is_there(target: Server, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
+    done = bench(target, out, "--engine", "python", "--no-stateful", "--chart", str(chart))
+    assert done.returncode == 0, done.stderr
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
+    server = Server(env={}, data_dir=tmp_path)  # never started: nothing listens there
+    done = bench(server, tmp_path / "bench.json", "--engine", "python")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("statebridge bench:") and server.stateless_url in last, last
+    assert "Traceback" not in done.stderr
+
+
+def test_a_watched_disk_gets_a_column_and_a_figure_per_run(target: Server, tmp_path: Path) -> None:
+    from statebridge.ops.bench.disk import devices, real_devices
+
+    device = real_devices(devices())[0]
+    out = tmp_path / "bench.json"
+    done = bench(target, out, "--engine", "python", "--endpoints", "/health", "--disk", device)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["options"]["disk"] == device
+    assert [type(run["disk_stall_ms"]) for run in report["results"]] == [float, float]
+    header = next(line for line in done.stdout.splitlines() if line.startswith("| scenario"))
+    assert "| disk stall ms |" in header
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| GET /health")]
+    assert rows and rows[0].count("|") == header.count("|")
+
+
+def test_an_unknown_disk_is_refused_before_any_load(tmp_path: Path) -> None:
+    server = Server(env={}, data_dir=tmp_path)  # never started: the check comes first
+    done = bench(server, tmp_path / "bench.json", "--disk", "/dev/nosuchdisk")
+    assert done.returncode == 2
+    assert "no block device 'nosuchdisk'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "bench.json").exists()

@@ -1,0 +1,427 @@
+"""The deployment files: committed nginx renders, compose files, Dockerfile, .env.example, the
+certificate command and the forwarded-headers setting."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from statebridge.config import Settings
+from statebridge.ops.deploy.nginx import NginxOptions, RenderError, render
+from statebridge.runtime import granian as granian_server
+from tests.support.servers import Server, clean_env, free_port
+
+pytestmark = pytest.mark.nginx
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+COMPOSE = shutil.which("docker-compose")
+PROD_ENV = {"POSTGRES_USER": "sb_user", "POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "r-s3"}
+
+
+def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "statebridge", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env({}),
+        check=False,
+    )
+
+
+# --- nginx renders -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("committed", "flags"), [("nginx.conf", []), ("nginx.prod.conf", ["--prod"])]
+)
+def test_committed_nginx_configs_are_fresh_renders(committed: str, flags: list[str]) -> None:
+    done = statebridge("deploy", "nginx", *flags)
+    assert done.returncode == 0, done.stderr
+    assert (ROOT / "nginx" / committed).read_text() == done.stdout, (
+        f"nginx/{committed} is stale: run `statebridge deploy nginx {' '.join(flags)} "
+        f"--out nginx/{committed}`"
+    )
+
+
+def test_renders_carry_the_required_settings() -> None:
+    for prod in (False, True):
+        text = render(NginxOptions(prod=prod))
+        for line in (
+            "server_tokens off;",
+            "client_max_body_size 1m;",
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            "limit_req_status 429;",
+            "limit_req_zone $binary_remote_addr zone=api:10m rate=10r/s;",
+            "limit_req zone=api burst=20 delay=10;",
+            "proxy_next_upstream error timeout http_502 http_503;",
+            "proxy_set_header X-Real-IP $remote_addr;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+            "proxy_connect_timeout 30s;",
+            "proxy_read_timeout 30s;",
+            "proxy_send_timeout 30s;",
+            # upstream connections reused, dropped idle well before the app drops them
+            "keepalive 32;",
+            "keepalive_timeout 10s;",
+            'proxy_set_header Connection "";',
+            "server app:8000 max_fails=1 fail_timeout=10s;",
+            "return 301 https://$host$request_uri;",
+            "proxy_pass http://statebridge/api/stateless/;",
+            "proxy_pass http://statebridge/api/stateful/;",
+        ):
+            assert line in text, line
+        for port in ("listen 80;", "listen 443 ssl http2;", "listen 3001;", "listen 3002;"):
+            assert port in text
+        assert "non_idempotent" not in text  # POSTs are never sent twice
+        assert "{{" not in text
+    assert "max-age=31536000" in render(NginxOptions(prod=True))
+
+
+def test_several_upstreams_and_loopback_listeners() -> None:
+    text = render(
+        NginxOptions(upstreams=("127.0.0.1:9001", "[::1]:9002"), listen_address="127.0.0.1")
+    )
+    assert "server 127.0.0.1:9001 " in text and "server [::1]:9002 " in text
+    assert "listen 127.0.0.1:443 ssl http2;" in text
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        NginxOptions(upstreams=()),
+        NginxOptions(upstreams=("app:8000; evil",)),
+        NginxOptions(upstreams=("app",)),
+        NginxOptions(rate="fast"),
+        NginxOptions(https_port=80),
+        NginxOptions(http_port=0),
+        NginxOptions(cert="/etc/my certs/cert.pem"),
+        NginxOptions(key='/k";'),
+        NginxOptions(listen_address="0.0.0.0; x"),
+        NginxOptions(burst=-1),
+        NginxOptions(burst=5, delay=6),
+    ],
+)
+def test_render_refuses_options_that_break_the_config(options: NginxOptions) -> None:
+    with pytest.raises(RenderError):
+        render(options)
+
+
+def test_the_render_command_reports_bad_options_in_one_line() -> None:
+    done = statebridge("deploy", "nginx", "--upstream", "x;y")
+    assert done.returncode == 2
+    assert done.stderr.startswith("statebridge: upstream 'x;y' is not HOST:PORT")
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+@pytest.mark.parametrize("flags", [[], ["--prod"]], ids=["dev", "prod"])
+def test_both_profiles_load_in_a_real_nginx(flags: list[str], tmp_path: Path) -> None:
+    assert statebridge("deploy", "certs", str(tmp_path / "ssl")).returncode == 0
+    conf = tmp_path / "nginx.conf"
+    ports = [str(free_port()) for _ in range(4)]
+    done = statebridge(
+        "deploy", "nginx", *flags,
+        "--upstream", f"127.0.0.1:{free_port()}",
+        "--listen", "127.0.0.1",
+        "--http-port", ports[0], "--https-port", ports[1],
+        "--stateless-port", ports[2], "--stateful-port", ports[3],
+        "--cert", str(tmp_path / "ssl" / "cert.pem"),
+        "--key", str(tmp_path / "ssl" / "key.pem"),
+        "--runtime-dir", str(tmp_path / "run"),
+        "--out", str(conf),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    checked = subprocess.run(
+        [
+            NGINX or "nginx",
+            "-t",
+            "-p",
+            str(run),
+            "-e",
+            str(run / "logs" / "error.log"),
+            "-c",
+            str(conf),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+# --- certificates ------------------------------------------------------------------------
+
+
+def test_certs_command_writes_a_usable_self_signed_pair(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    target = tmp_path / "ssl"
+    done = statebridge(
+        "deploy", "certs", str(target), "--host", "example.test", "--host", "10.1.2.3"
+    )
+    assert done.returncode == 0, done.stderr
+    cert_pem, key_path = (target / "cert.pem").read_bytes(), target / "key.pem"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["example.test"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+
+    again = statebridge("deploy", "certs", str(target))
+    assert again.returncode == 0 and "kept" in again.stdout
+    assert (target / "cert.pem").read_bytes() == cert_pem
+    forced = statebridge("deploy", "certs", str(target), "--force")
+    assert forced.returncode == 0 and "created" in forced.stdout
+    assert (target / "cert.pem").read_bytes() != cert_pem
+
+
+def test_certs_default_to_localhost_and_loopback(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    assert statebridge("deploy", "certs", str(tmp_path)).returncode == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+
+
+# --- compose -----------------------------------------------------------------------------
+
+
+def compose_config(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    if COMPOSE is None:
+        pytest.skip("docker-compose is not installed (scripts/ci-install-nginx.sh installs it)")
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("POSTGRES_", "REDIS_"))
+    }
+    return subprocess.run(
+        [COMPOSE, "-f", str(ROOT / name), "config"],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def services_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    services: dict[str, Any] = yaml.safe_load(done.stdout)["services"]
+    return services
+
+
+def test_development_compose_is_valid_and_as_in_the_guide() -> None:
+    services = services_of(compose_config("docker-compose.yml", {}))
+    assert services["postgres"]["image"] == "postgres:15"
+    assert services["redis"]["image"].startswith("redis:7")
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
+    assert {"app", "nginx"} <= set(services)
+    app = services["app"]
+    assert app["environment"]["STATEBRIDGE_MIGRATE"] == "1"  # Alembic, not hand-kept SQL
+    assert app["environment"]["DATABASE_URL"].startswith("postgresql://")
+    mounts = json.dumps(services["postgres"].get("volumes", []))
+    assert "docker-entrypoint-initdb.d" not in mounts
+    nginx_mounts = json.dumps(services["nginx"]["volumes"])
+    assert "nginx/nginx.conf" in nginx_mounts and "nginx/ssl" in nginx_mounts
+
+
+def test_production_compose_needs_every_secret() -> None:
+    for missing in PROD_ENV:
+        env = {key: value for key, value in PROD_ENV.items() if key != missing}
+        done = compose_config("docker-compose.prod.yml", env)
+        assert done.returncode != 0
+        assert f"set {missing}" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.prod.yml"])
+def test_docker_waits_for_the_apps_graceful_stop(name: str) -> None:
+    """`docker stop` kills after 10 s by default; the app's stop may take its grace period
+    and then the last short wait before Granian's workers are killed."""
+    env = PROD_ENV if "prod" in name else {}
+    grace = services_of(compose_config(name, env))["app"]["stop_grace_period"]
+    seconds = int(str(grace).removesuffix("s"))
+    assert seconds > granian_server.GRACE_SECONDS + granian_server.KILL_SECONDS, grace
+
+
+def published(service: dict[str, Any]) -> list[Any]:
+    return list(service.get("ports", []))
+
+
+def test_production_compose_is_locked_down_and_scalable() -> None:
+    services = services_of(compose_config("docker-compose.prod.yml", PROD_ENV))
+    for name in ("postgres", "redis", "app", "nginx"):
+        assert services[name]["restart"] == "unless-stopped", name
+    for name in ("postgres", "redis", "app", "migrate"):
+        assert published(services[name]) == [], f"{name} must not publish a port"
+    assert {int(port["published"]) for port in published(services["nginx"])} == {
+        80,
+        443,
+        3001,
+        3002,
+    }
+    app = services["app"]
+    assert "container_name" not in app  # `--scale app=N` needs generated names
+    environment = app["environment"]
+    assert environment["DATABASE_URL"] == (
+        "postgresql://sb_user:pg-secret@postgres:5432/network_assignment"
+    )
+    assert environment["REDIS_URL"] == "redis://:r-s3@redis:6379/0"
+    assert environment["STATEBRIDGE_MIGRATE"] == "0"
+    redis = services["redis"]
+    assert "--requirepass" in " ".join(redis["command"])
+    assert redis["environment"]["REDISCLI_AUTH"] == "r-s3"
+    assert services["migrate"]["command"] == ["statebridge", "db", "upgrade"]
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "nginx.prod.conf" in json.dumps(services["nginx"]["volumes"])
+
+
+# --- Dockerfile ----------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n", " ", text)
+    instructions = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    starts = [index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[-1] :]
+
+
+def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
+    instructions = dockerfile_instructions()
+    args = dict(rest.split("=", 1) for keyword, rest in instructions if keyword == "ARG")
+    assert "slim" in args["PYTHON_IMAGE"]
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert len(froms) >= 2
+    stage = final_stage()
+    body = " ".join(rest for _, rest in stage)
+    assert not re.search(r"build-essential|gcc|apt-get install", body)
+    (user,) = [rest for keyword, rest in stage if keyword == "USER"]
+    assert user.split(":")[0] not in ("root", "0")
+    env = " ".join(rest for keyword, rest in stage if keyword == "ENV")
+    assert "STATEBRIDGE_HOST=0.0.0.0" in env
+
+
+def test_dockerfile_healthcheck_probes_readiness(tmp_path: Path) -> None:
+    (check,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
+    assert "/health/ready" in check
+    command = check.split(" CMD ", 1)[1]
+    server = Server(
+        env={}, data_dir=tmp_path, args=["--stateless-port", "0", "--stateful-port", "0"]
+    )
+    server.start()
+    env = clean_env(
+        {
+            "STATEBRIDGE_PORT": str(server.port),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+    )
+    try:
+        ready = httpx.get(f"{server.url}/health/ready", timeout=10).status_code == 200
+        probe = subprocess.run(
+            ["/bin/sh", "-c", command], env=env, capture_output=True, check=False
+        )
+        assert (probe.returncode == 0) == ready
+    finally:
+        server.stop()
+    down = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, check=False)
+    assert down.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", "serve --migrate"), ("true", "serve --migrate"), ("0", "serve"), ("", "serve")],
+)
+def test_dockerfile_migrates_only_when_asked(value: str, expected: str, tmp_path: Path) -> None:
+    (cmd,) = [rest for keyword, rest in final_stage() if keyword == "CMD"]
+    argv = json.loads(cmd)
+    fake = tmp_path / "statebridge"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "STATEBRIDGE_MIGRATE": value}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == expected
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in (".git", ".venv", ".env", "data", "nginx/ssl"):
+        assert needed in patterns, needed
+    for copied in ("pyproject.toml", "README.md", "statebridge"):
+        assert copied not in patterns, copied
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def env_names(name: str, info: Any) -> list[str]:
+    alias = info.validation_alias
+    if alias is not None and hasattr(alias, "choices"):
+        return [str(choice) for choice in alias.choices]
+    return [f"STATEBRIDGE_{name.upper()}"]
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    missing = [
+        name
+        for name, info in Settings.model_fields.items()
+        if not documented.intersection(env_names(name, info))
+    ]
+    assert missing == [], f"add these settings to .env.example: {missing}"
+
+
+def test_forwarded_headers_are_believed_only_from_allowed_proxies(tmp_path: Path) -> None:
+    """The access log records the client and scheme the app believed."""
+    assert Settings().forwarded_allow_ips == "127.0.0.1"
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    seen = []
+    for allowed in ("127.0.0.1", "192.0.2.1"):
+        server = Server(
+            env={"STATEBRIDGE_FORWARDED_ALLOW_IPS": allowed},
+            data_dir=tmp_path / allowed,
+            args=["--stateless-port", "0", "--stateful-port", "0"],
+        ).start()
+        try:
+            marker = f"forwarded-{allowed}"
+            response = httpx.get(
+                f"{server.url}/info", headers={**forwarded, "X-Request-ID": marker}, timeout=10
+            )
+            assert response.status_code == 200
+        finally:
+            server.stop()
+        lines = [json.loads(line) for line in server.log().splitlines() if marker in line]
+        assert len(lines) == 1, server.log()
+        seen.append((lines[0]["client"], lines[0]["scheme"]))
+    assert seen == [("203.0.113.9", "https"), ("127.0.0.1", "http")]

@@ -1,0 +1,40 @@
+"""The third-party internals statebridge leans on (statebridge/asgi/private.py) still exist.
+
+An upgrade that renames or removes one of them fails here, by name, instead of as a server
+that cannot start."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+
+from statebridge.asgi.private import GRANIAN_SERVER_INTERNALS, granian_bound_server_class
+
+
+def test_granians_socket_holder_takes_a_descriptor_and_gives_it_back() -> None:
+    from granian._granian import SocketHolder
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        holder = SocketHolder(sock.fileno(), False, 16)  # type: ignore[call-arg]
+        assert holder.get_fd() == sock.fileno()
+
+
+def test_granians_embedded_server_still_has_what_the_subclass_overrides() -> None:
+    from granian.server import embed
+
+    source = "".join(inspect.getsource(cls) for cls in embed.Server.__mro__ if cls is not object)
+    missing = [name for name in GRANIAN_SERVER_INTERNALS if name not in source]
+    assert missing == []
+    assert callable(embed.Server._init_shared_socket)
+    parameters = inspect.signature(embed.Server.__init__).parameters
+    assert {"target", "address", "port", "interface", "backlog"} <= set(parameters)
+
+
+def test_the_subclass_is_built_on_the_installed_granian() -> None:
+    from granian.server import embed
+
+    bound = granian_bound_server_class()
+    assert issubclass(bound, embed.Server)
+    assert bound._init_shared_socket is not embed.Server._init_shared_socket
