@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from statebridge.ops.http import Connection, SocketError, encode, tls_context
+
 RequestMaker = Callable[[int], bytes]
 
 
@@ -28,7 +30,7 @@ class Tally:
 
 def get_request(url: str, path: str) -> RequestMaker:
     parts = urlsplit(url)
-    data = f"GET {parts.path.rstrip('/')}{path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    data = encode("GET", f"{parts.path.rstrip('/')}{path}", parts.netloc)
     return lambda _n: data
 
 
@@ -40,14 +42,11 @@ def mix_requests(url: str, sessions: list[str], products: list[str]) -> RequestM
 
     def adding(session: str, product: str) -> bytes:
         body = f'{{"productId":"{product}","quantity":1}}'.encode()
-        head = (
-            f"POST {base}/cart/add HTTP/1.1\r\nHost: {host}\r\nSession-ID: {session}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        return head.encode() + body
+        headers = {"Session-ID": session, "Content-Type": "application/json"}
+        return encode("POST", f"{base}/cart/add", host, headers, body)
 
     def reading(session: str) -> bytes:
-        return f"GET {base}/cart HTTP/1.1\r\nHost: {host}\r\nSession-ID: {session}\r\n\r\n".encode()
+        return encode("GET", f"{base}/cart", host, {"Session-ID": session})
 
     def make(n: int) -> bytes:
         i = n // 2
@@ -59,35 +58,6 @@ def mix_requests(url: str, sessions: list[str], products: list[str]) -> RequestM
     return make
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one answer; (status, whether the server keeps the connection open)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = None
-    chunked = False
-    keep = True
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep = False
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass
-                break
-            await reader.readexactly(size + 2)
-    elif length:
-        await reader.readexactly(length)
-    return status, keep
-
-
 async def connection(
     url: str,
     make: RequestMaker,
@@ -97,34 +67,22 @@ async def connection(
     context: ssl.SSLContext | None,
     tally: Tally,
 ) -> None:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    writer: asyncio.StreamWriter | None = None
-    reader: asyncio.StreamReader | None = None
+    """One keep-alive connection sending requests back to back until the deadline; the
+    latency of a request excludes the connect before it."""
+    link = Connection(url, timeout, context)
     while time.monotonic() < deadline:
         try:
-            async with asyncio.timeout(timeout):
-                if writer is None or reader is None:
-                    reader, writer = await asyncio.open_connection(
-                        parts.hostname, port, ssl=context
-                    )
-                started = time.perf_counter_ns()
-                writer.write(make(next(counter)))
-                status, keep = await read_response(reader)
-            tally.latencies_us.append((time.perf_counter_ns() - started) // 1000)
-            if status >= 400:
-                tally.status_errors += 1
-            if not keep:
-                writer.close()
-                writer = reader = None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            await link.open()
+            started = time.perf_counter_ns()
+            answer = await link.send(make(next(counter)), keep_body=False)
+        except SocketError:
             tally.socket_errors += 1
-            if writer is not None:
-                writer.close()
-            writer = reader = None
             await asyncio.sleep(0.01)
-    if writer is not None:
-        writer.close()
+            continue
+        tally.latencies_us.append((time.perf_counter_ns() - started) // 1000)
+        if answer.status >= 400:
+            tally.status_errors += 1
+    await link.close()
 
 
 def percentile(ordered: list[int], share: float) -> int:
@@ -136,12 +94,7 @@ def percentile(ordered: list[int], share: float) -> int:
 async def run_async(
     url: str, make: RequestMaker, seconds: float, connections: int, timeout: float, insecure: bool
 ) -> dict[str, Any]:
-    context = None
-    if urlsplit(url).scheme == "https":
-        context = ssl.create_default_context()
-        if insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+    context = tls_context(url, insecure)
     tally = Tally()
     counter = itertools.count(1)
     started = time.monotonic()

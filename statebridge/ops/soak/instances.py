@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from statebridge.ops.soak.http import Connection, SocketError
+from statebridge.ops.http import Connection, SocketError
 
 SAMPLE_EVERY = 5.0  # seconds between RSS samples; shorter runs sample 12 times
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from statebridge.ops.soak.http import Connection
+from statebridge.ops.http import Connection
 from statebridge.ops.soak.instances import Instance
 from statebridge.ops.soak.users import PRODUCTS, USERS, SharedSession
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from statebridge.ops.soak.http import Answer, Connection, SocketError
+from statebridge.ops.http import Answer, Connection, SocketError
 
 PRODUCTS = ("prod001", "prod002", "prod003")
 USERS = ("user001", "user002")
