@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from statebridge import __version__
+from statebridge.api.docs import docs_router
 from statebridge.api.health import router as health_router
 from statebridge.api.stateful.routes import router as stateful_router
 from statebridge.api.stateless.routes import router as stateless_router
@@ -104,7 +105,7 @@ def build_app(services: Services, face: Face) -> FastAPI:
     app = FastAPI(
         title=f"statebridge ({face})",
         version=__version__,
-        docs_url="/docs" if face == "combined" else None,
+        docs_url=None,  # Swagger UI from package files, below (statebridge/api/docs.py)
         redoc_url=None,
         openapi_url="/openapi.json" if face == "combined" else None,
     )
@@ -118,6 +119,7 @@ def build_app(services: Services, face: Face) -> FastAPI:
         app.include_router(stateless_router, prefix="/api/stateless", tags=["stateless"])
         app.include_router(stateful_router, prefix="/api/stateful", tags=["stateful"])
         app.include_router(demo_page_router)
+        app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: api_error,
         HTTPException: http_error,

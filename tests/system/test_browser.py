@@ -239,3 +239,31 @@ def test_page_works_on_a_plain_http_host_name(playwright: Any, demo_server: Serv
         assert failed == []
     finally:
         chromium.close()
+
+
+# ---- /docs, in Chromium ----------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_swagger_ui_renders_without_a_policy_violation(browser: Any, demo_server: Server) -> None:
+    """Swagger UI from the package's own files: the operations are listed, nothing is
+    blocked by the page's Content-Security-Policy, nothing is fetched from elsewhere."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    requested: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("requestfailed", lambda request: problems.append(f"failed {request.url}"))
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{demo_server.url}/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    for route in ("/calculate", "/api/stateful/session", "/api/stateful/cart/add", "/health"):
+        assert route in {path.replace("\u200b", "") for path in paths}, route
+    assert page.locator(".opblock").count() >= 30
+
+    assert problems == []
+    assert {url.split("/")[2] for url in requested} == {f"127.0.0.1:{demo_server.port}"}
+    page.close()
