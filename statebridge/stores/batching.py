@@ -1,10 +1,11 @@
 """Calls that arrive in the same event-loop turn go to a store as one batch.
 
 Under load many requests reach the same step at once (fifty sessions read from Redis, fifty
-carts read from PostgreSQL). One round trip per call costs 50-100 µs of client CPU here
-(connection checkout, packing, a syscall each way, parsing); one round trip for ten calls
-costs about a quarter of that per call (BENCHMARKS.md). A `Coalescer` collects the calls of
-one turn and hands them to `run` together; each caller gets its own result or exception.
+carts read from PostgreSQL). Each round trip has a fixed client cost whatever it carries
+(connection checkout, packing, a system call each way, parsing), so one round trip for many
+calls costs much less per call than one each (docs/perf-history.md has the measurements).
+A `Coalescer` collects the calls of one turn and hands them to `run` together; each caller
+gets its own result or exception.
 
 A caller's result comes from a round trip sent after the caller arrived, so nothing is read
 stale, and a write is acknowledged only once its batch has returned.
@@ -53,7 +54,7 @@ class Coalescer(Generic[Item, Result]):
         this call and another one before waiting for either)."""
         if not self._items or self._loop is None:
             # once per batch: on Python 3.11 asking for the running loop is a getpid() system
-            # call, which cost 7% of a stateful request here when made on every call
+            # call, a measurable cost when made on every call (docs/perf-history.md)
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = self._loop.create_future()
         self._items.append(item)
