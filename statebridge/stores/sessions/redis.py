@@ -258,13 +258,13 @@ class RedisSessionStore:
     def _refresh_in_background(self, session: Session) -> None:
         """Bring PostgreSQL's copy of the expiry up to date without making the request wait.
 
-        Sessions made together come due together. Fifty refreshes awaited inline, one
-        transaction each, showed as an 80 ms stall once a minute under load; fifty in the
-        background, one transaction and pool connection each, still opened a burst of new
-        connections and held every request up to 100 ms. So the refreshes that come due
-        together go out as one transaction. One refresh per session at a time; one that
-        fails is tried again on a later read, since Redis's `dbMs` moves only after
-        PostgreSQL has the new expiry."""
+        Sessions made together come due together. Refreshes awaited inline, one transaction
+        each, stalled the requests that carried them; in the background, one transaction and
+        pool connection each, they overflowed the pool, and every request in flight waited
+        behind the burst of new connections (docs/perf-history.md, "Where the mix's stalls
+        come from"). So the refreshes that come due together go out as one transaction.
+        One refresh per session at a time; one that fails is tried again on a later read,
+        since Redis's `dbMs` moves only after PostgreSQL has the new expiry."""
         if session.id in self._refreshing:
             return
         future = self._refreshing[session.id] = self._refreshes.enqueue(session)
