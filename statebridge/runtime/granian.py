@@ -1,11 +1,12 @@
 """Serve the front (statebridge/asgi/front.py) with Granian, on the sockets statebridge
 already bound.
 
-Granian parses and writes HTTP in Rust, off the Python thread; on the benchmark
-(BENCHMARKS.md) that lets one worker answer about twice the requests it answers under
-uvicorn + httptools. Its embedded server normally binds its own socket, but statebridge
-binds first (a busy port fails fast, forked workers share one listener), so each
-listener's file descriptor (a duplicate: Granian closes what it is given) is handed over.
+Granian parses and writes HTTP in Rust, off the Python thread, which leaves the Python
+thread more of its time for the application than uvicorn + httptools does (the comparison
+is in docs/perf-history.md, "The HTTP server"). Its embedded server normally binds its own
+socket, but statebridge binds first (a busy port fails fast, forked workers share one
+listener), so each listener's file descriptor (a duplicate: Granian closes what it is
+given) is handed over.
 
 The embedded API is marked experimental upstream, so pyproject pins Granian to a tested
 range, and uvicorn stays one setting away: STATEBRIDGE_HTTP_SERVER=uvicorn (Settings.http_server).
