@@ -136,7 +136,7 @@ async def stream_rows(
     conn: AsyncConnection, query: sa.Select[Any], size: int = 5000
 ) -> AsyncIterator[Sequence[Any]]:
     """The rows of `query`, read in batches with a server-side cursor; on PostgreSQL straight
-    from asyncpg (indexable records; half the CPU of SQLAlchemy's rows for a large read),
+    from asyncpg (indexable records, cheaper in CPU than SQLAlchemy's rows for a large read),
     asking for the next batch before handing out this one, so that PostgreSQL produces it
     while the caller works through this one."""
     if is_postgres(conn):
