@@ -167,7 +167,8 @@ class RedisChannel:
     this socket before any request that follows the writer's answer arrives; the handle of
     such a request is queued after the callback of any check made before that, so by the
     time the request reads the stamp the old one is forgotten and the socket read again.
-    (The recv and the GIL hand-off around it were 8% of a stateful request here.)"""
+    (Made on every lookup, the recv and the GIL hand-off around it were a measurable share
+    of a stateful request: docs/perf-history.md.)"""
 
     RETRY_SECONDS = 1.0
 
