@@ -3,8 +3,8 @@
 A write the server acknowledges is committed to PostgreSQL first, and a commit waits for
 the WAL to reach the disk. So when the disk holds its requests, every write in flight
 waits with it, and the run's tail latency shows the disk, not the server. On a virtual
-machine that happens now and then: one write outstanding for over 100 ms, nothing else
-completing meanwhile.
+machine that happens now and then: one write outstanding for far longer than usual, nothing
+else completing meanwhile (docs/perf-history.md, "Where the mix's stalls come from").
 
 `Watch` samples the device every few milliseconds during a run and keeps the longest
 stretch in which the device had requests in flight and completed none of them (reads,

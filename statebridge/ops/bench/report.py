@@ -65,7 +65,7 @@ def machine_busy(data: dict[str, Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]], names: list[str]) -> str:
-    """A Markdown table: it reads in a terminal and pastes into BENCHMARKS.md. The disk
+    """A Markdown table: it reads in a terminal and pastes into docs/benchmarks.md. The disk
     column is there when a disk was watched (--disk)."""
     watched = any(
         row.get(name, {}).get("disk_stall_ms") is not None for row in rows for name in names
