@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from statebridge.cli.support import print_json
 from statebridge.wording import counted
 
 
@@ -19,6 +20,7 @@ class Engine(StrEnum):
 
 
 def bench(
+    legacy_json_path: Annotated[Path | None, typer.Argument(hidden=True, metavar="")] = None,
     url: Annotated[
         str, typer.Option(help="statebridge's stateless base URL (its combined URL works too)")
     ] = "http://127.0.0.1:8000",
@@ -61,9 +63,17 @@ def bench(
     baseline_pid: Annotated[
         list[int] | None, typer.Option(help="Local PID of the baseline (repeatable)")
     ] = None,
-    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results")] = Path(
+    out: Annotated[Path, typer.Option(help="Where to write the results (JSON)")] = Path(
         "bench.json"
     ),
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the results as one JSON document on standard output (the tables and "
+            "notices go to standard error); the file is written all the same",
+        ),
+    ] = False,
     chart: Annotated[
         Path | None, typer.Option(help="Write a PNG chart (needs the `bench` extra: matplotlib)")
     ] = None,
@@ -91,6 +101,13 @@ def bench(
     from statebridge.ops.bench.model import Target
     from statebridge.ops.bench.report import memory_table, save_chart, save_json, table
     from statebridge.ops.bench.run import Options, benchmark
+
+    if legacy_json_path is not None:  # `--json PATH`, the spelling before --out
+        if not as_json:
+            raise typer.BadParameter(f"unexpected argument {str(legacy_json_path)!r}")
+        typer.echo("statebridge: --json PATH is deprecated; use --out PATH", err=True)
+        out, as_json = legacy_json_path, False
+    json_path = out
 
     def base(value: str) -> str:
         return value.rstrip("/")
@@ -140,13 +157,14 @@ def bench(
         raise typer.Exit(1) from None
     names = [target.name for target in targets]
     typer.echo(
-        f"\nengine: {report['engine']}; {counted(connections, 'connection')}, {duration} s per run"
+        f"\nengine: {report['engine']}; {counted(connections, 'connection')}, {duration} s per run",
+        err=as_json,
     )
-    typer.echo(table(report["summary"], names))
+    typer.echo(table(report["summary"], names), err=as_json)
     if report["memory"]:
-        typer.echo("\n" + memory_table(report["memory"]))
+        typer.echo("\n" + memory_table(report["memory"]), err=as_json)
     save_json(json_path, report)
-    typer.echo(f"\nwrote {json_path}")
+    typer.echo(f"\nwrote {json_path}", err=as_json)
     if chart is not None:
         machine = report["machine"]
         title = (
@@ -154,11 +172,13 @@ def bench(
             f"{machine.get('nproc')} CPUs ({machine.get('cpu', '?')})"
         )
         if save_chart(chart, report["summary"], names, title):
-            typer.echo(f"wrote {chart}")
+            typer.echo(f"wrote {chart}", err=as_json)
         else:
             typer.echo(
                 "no chart: matplotlib is missing (pip install 'statebridge[bench]')", err=True
             )
+    if as_json:
+        print_json(report)
     sys.stdout.flush()
 
 

@@ -6,14 +6,41 @@ The CLI imports this lazily, so `statebridge --help` does not pay for Rich and h
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from rich.console import Console
 
-from statebridge.client import ClientError, ResponseError, TransportError
+from statebridge.cli.support import print_json
+from statebridge.client import ClientError, Exchange, ResponseError, TransportError
 from statebridge.ops.contract import check as checking
 from statebridge.ops.contract.locate import LocateError, locate
 from statebridge.ops.demo import compare, stateful, stateless
 from statebridge.ops.demo.console import Printer
+
+
+class Recorder(Printer):
+    """A Printer that also keeps every exchange, for `demo --json`."""
+
+    def __init__(self, console: Console, brief: bool = False) -> None:
+        super().__init__(console, brief)
+        self.exchanges: list[dict[str, Any]] = []
+
+    def exchange(self, exchange: Exchange, side: str | None = None) -> None:
+        super().exchange(exchange, side)
+        message = exchange.response.get("message") if isinstance(exchange.response, dict) else None
+        self.exchanges.append(
+            {
+                "side": side,
+                "method": exchange.method,
+                "path": exchange.path,
+                "sessionId": exchange.request_headers.get("Session-ID"),
+                "body": exchange.body,
+                "status": exchange.status,
+                "message": message,
+                "instance": exchange.instance_id,
+                "response": exchange.response,
+            }
+        )
 
 
 async def _demo(
@@ -38,26 +65,40 @@ def run_demo(
     stateful_url: str | None = None,
     brief: bool = False,
     console: Console | None = None,
+    as_json: bool = False,
 ) -> int:
-    console = console or Console()
-    out = Printer(console, brief=brief)
+    """Replay a demo; with `as_json` the narration goes to standard error and standard output
+    gets one JSON document: the demo, its verdict, the error if any and every exchange."""
+    console = console or Console(stderr=as_json)
+    out = Recorder(console, brief=brief)
+    code, error = 0, None
     try:
         asyncio.run(_demo(which, url, stateless_url, stateful_url, out))
     except LocateError as exc:
         console.print(f"[red]❌ {exc}[/red]", highlight=False)
-        return 2
+        code, error = 2, str(exc)
     except TransportError as exc:
         console.print(f"\n[red]❌ Demo failed: the server stopped answering: {exc}[/red]")
-        return 1
+        code, error = 1, f"the server stopped answering: {exc}"
     except ResponseError as exc:
         console.print(f"\n[red]❌ Demo failed: unexpected {exc.status_code} {exc.message}[/red]")
         if exc.envelope:
             console.print_json(data=exc.envelope)
-        return 1
+        code, error = 1, f"unexpected {exc.status_code} {exc.message}"
     except ClientError as exc:
         console.print(f"\n[red]❌ Demo failed: {exc}[/red]")
-        return 1
-    return 0
+        code, error = 1, str(exc)
+    if as_json:
+        print_json(
+            {
+                "demo": which,
+                "passed": code == 0,
+                "error": error,
+                "instances": sorted(out.instances),
+                "exchanges": out.exchanges,
+            }
+        )
+    return code
 
 
 def run_check(
@@ -68,11 +109,13 @@ def run_check(
     as_json: bool = False,
     console: Console | None = None,
 ) -> int:
-    console = console or Console()
+    console = console or Console(stderr=as_json)
     try:
         outcome = asyncio.run(checking.run_check(url, stateless_url, stateful_url))
     except LocateError as exc:
         console.print(f"[red]statebridge check: {exc}[/red]", highlight=False)
+        if as_json:
+            print_json({"error": str(exc), "rows": []})
         return 2
     if as_json:
         print(checking.dump(outcome))

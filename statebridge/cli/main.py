@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,9 +12,10 @@ import typer
 
 from statebridge import __version__
 from statebridge.cli import migrate as migrate_commands  # light: commands import lazily
+from statebridge.cli import remote  # light: commands import lazily
 from statebridge.cli.bench import bench as bench_command  # light: it imports lazily
 from statebridge.cli.deploy import deploy_app
-from statebridge.cli.support import fail, load_settings
+from statebridge.cli.support import JSON_HELP, fail, load_settings, print_json
 from statebridge.errors import StartupError
 
 app = typer.Typer(
@@ -25,17 +27,65 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_commands.migrate_app, name="migrate")
 app.add_typer(deploy_app, name="deploy")
 app.command("bench")(bench_command)
+PROG = "statebridge"
+COMPLETE_VAR = "_STATEBRIDGE_COMPLETE"
+if COMPLETE_VAR in os.environ:  # the shell asks for completions (see `statebridge completion`)
+    from typer._completion_classes import completion_init  # typer has no public name for it
+
+    completion_init()
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 @app.command()
-def version() -> None:
+def version(as_json: JsonOption = False) -> None:
     """Print the version."""
-    typer.echo(__version__)
+    if as_json:
+        print_json({"version": __version__})
+    else:
+        typer.echo(__version__)
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="The shell to complete in")]) -> None:
+    """Print the shell completion script; nothing is installed.
+
+    Load it in the running shell with `eval "$(statebridge completion bash)"` (zsh: the same
+    with zsh; fish: `statebridge completion fish | source`), or add that line to the shell's
+    startup file."""
+    from typer._completion_classes import completion_init
+    from typer._completion_shared import get_completion_script
+
+    completion_init()
+    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell.value))
 
 
 @app.command()
@@ -90,95 +140,15 @@ def serve(
         fail(str(exc))
 
 
-class DemoName(StrEnum):
-    stateless = "stateless"
-    stateful = "stateful"
-    compare = "compare"
-
-
-URL_HELP = "statebridge's combined URL (APIs under /api/...), or one server's own URL"
-
-
-@app.command()
-def demo(
-    which: Annotated[DemoName, typer.Argument(help="Which Phase 1 demo script to replay")],
-    url: Annotated[str, typer.Option(help=URL_HELP)] = "http://localhost:8000",
-    stateless_url: Annotated[
-        str | None, typer.Option(help="Stateless API base, e.g. Phase 1's http://localhost:3001")
-    ] = None,
-    stateful_url: Annotated[
-        str | None, typer.Option(help="Stateful API base, e.g. Phase 1's http://localhost:3002")
-    ] = None,
-    brief: Annotated[bool, typer.Option("--brief", help="Status lines only, no bodies")] = False,
-) -> None:
-    """Replay Phase 1's stateless, stateful or comparison demo against any server."""
-    from statebridge.cli.demo import run_demo
-
-    raise typer.Exit(run_demo(which.value, url, stateless_url, stateful_url, brief))
-
-
-@app.command()
-def check(
-    url: Annotated[str | None, typer.Argument(help=URL_HELP)] = None,
-    stateless_url: Annotated[
-        str | None, typer.Option(help="Stateless API base, e.g. Phase 1's http://localhost:3001")
-    ] = None,
-    stateful_url: Annotated[
-        str | None, typer.Option(help="Stateful API base, e.g. Phase 1's http://localhost:3002")
-    ] = None,
-    ignore_p2: Annotated[
-        bool, typer.Option("--ignore-p2", help="P2 rows (Phase 2 fixes) do not fail the run")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
-) -> None:
-    """Check a server against the Phase 1 contract: a pass/fail table, exit 1 on failure.
-
-    Point it at Phase 1 (`--stateless-url http://localhost:3001 --stateful-url
-    http://localhost:3002`) and at statebridge (`http://localhost:8000`).
-    """
-    from statebridge.cli.demo import run_check
-
-    if url is None and not (stateless_url and stateful_url):
-        url = "http://localhost:8000"
-    raise typer.Exit(run_check(url, stateless_url, stateful_url, ignore_p2, as_json))
-
-
-@app.command()
-def soak(
-    duration: Annotated[float, typer.Option(help="Seconds of load")] = 60.0,
-    connections: Annotated[
-        int, typer.Option(help="Concurrent connections (virtual users, in pairs)")
-    ] = 200,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(help="Combined URL of a running instance (repeat); default: spawn some"),
-    ] = None,
-    instances: Annotated[
-        int, typer.Option(help="Local instances to spawn when no --target is given")
-    ] = 2,
-    migrate: Annotated[
-        bool, typer.Option("--migrate", help="Spawned instances migrate the database first")
-    ] = False,
-) -> None:
-    """Soak the stateful API: sustained load on several instances, a report, exit 1 on failure.
-
-    Spawned instances use this environment's DATABASE_URL and REDIS_URL. The run passes
-    with no 5xx, no socket errors, no lost acknowledged write and flat memory.
-    """
-    from statebridge.ops.soak import run as run_soak
-
-    if not target:  # the spawned instances run on this environment's settings
-        load_settings()
-    try:
-        result = run_soak(duration, connections, target or [], instances, migrate)
-    except (RuntimeError, ValueError) as exc:
-        fail(str(exc))
-    typer.echo(result.report())
-    raise typer.Exit(0 if result.passed else 1)
+app.command("demo")(remote.demo)
+app.command("check")(remote.check)
+app.command("soak")(remote.soak)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head", as_json: JsonOption = False
+) -> None:
     """Upgrade the schema to REVISION (default: the newest)."""
     from statebridge.db import schema
     from statebridge.wiring.services import prepare_data_dir
@@ -191,11 +161,16 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
         fail(str(exc))
     except Exception as exc:
         fail(f"upgrade failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
-    typer.echo(f"database at {revision}")
+    if as_json:
+        print_json({"revision": revision})
+    else:
+        typer.echo(f"database at {revision}")
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument()] = "-1", as_json: JsonOption = False
+) -> None:
     """Downgrade the schema to REVISION (`base` empties the database; default: one step)."""
     from statebridge.db import schema
 
@@ -204,11 +179,14 @@ def db_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
         schema.downgrade(settings.effective_database_url, revision)
     except Exception as exc:
         fail(f"downgrade failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
-    typer.echo(f"database at {revision}")
+    if as_json:
+        print_json({"revision": revision})
+    else:
+        typer.echo(f"database at {revision}")
 
 
 @db_app.command("current")
-def db_current() -> None:
+def db_current(as_json: JsonOption = False) -> None:
     """Print the schema revision of the database, and the newest one this build knows."""
     from statebridge.db import schema
     from statebridge.db.engine import create_engine
@@ -227,6 +205,9 @@ def db_current() -> None:
     except Exception as exc:
         fail(f"cannot read the schema revision: {type(exc).__name__}: {exc}".splitlines()[0], 1)
     head = schema.head_revision()
+    if as_json:
+        print_json({"current": current, "head": head, "up_to_date": current == head})
+        return
     state = "up to date" if current == head else "behind: run `statebridge db upgrade`"
     typer.echo(f"current: {current or 'none'}  head: {head}  ({state})")
 

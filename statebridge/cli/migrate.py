@@ -26,6 +26,14 @@ migrate_app = typer.Typer(
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the report as JSON instead of tables")
 ]
+# export and backup: with '-' the file itself is on standard output, and the report on stderr
+FileJsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the report as JSON (on standard error when the file goes to standard output)",
+    ),
+]
 NowOption = Annotated[
     str | None,
     typer.Option(
@@ -60,6 +68,31 @@ def clock(now: str | None) -> datetime:
         return parse_iso(now)
     except ValueError:
         fail(f"--now: not an ISO time: {now!r}")
+
+
+def summary(report: Any, as_json: bool, err: bool = False) -> None:
+    """A report's one-line summary, or the report as JSON (a table's checksum as the 16 hex
+    digits a backup file's end line has)."""
+    from dataclasses import asdict
+
+    from statebridge.ops.migrate.report import public
+
+    if not as_json:
+        typer.echo(report.summary(), err=err)
+        return
+    data = asdict(report, dict_factory=public)
+    if "tables" in data:
+        data["tables"] = [
+            {"table": table.table, "rows": table.rows, "checksum": table.end_line()["checksum"]}
+            for table in report.tables
+        ]
+    typer.echo(orjson_text(data), err=err)
+
+
+def orjson_text(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
 def show(report: Any, as_json: bool, render: Any) -> None:
@@ -163,6 +196,7 @@ def export(
         str, typer.Option("--format", help="Only `phase1`: Phase 1's exportData() form")
     ] = "phase1",
     now: NowOption = None,
+    as_json: FileJsonOption = False,
 ) -> None:
     """Write users, products, live sessions and carts in Phase 1's exportData() form.
 
@@ -175,7 +209,7 @@ def export(
     settings = load_settings()
     with Bars() as bars:
         report = run(export_phase1(settings, out, clock(now), bars))
-    typer.echo(report.summary(), err=str(out) == "-")
+    summary(report, as_json, err=str(out) == "-")
 
 
 def backup(
@@ -183,6 +217,7 @@ def backup(
         Path, typer.Argument(help="The backup file (`.gz` compresses it; '-' standard output)")
     ],
     now: NowOption = None,
+    as_json: FileJsonOption = False,
 ) -> None:
     """Write a consistent logical backup of every table: the live sessions and their carts.
 
@@ -195,7 +230,7 @@ def backup(
     live_at = clock(now)
     with Bars() as bars:
         report = run(make_backup(settings, out, bars, live_at))
-    typer.echo(report.summary(), err=str(out) == "-")
+    summary(report, as_json, err=str(out) == "-")
 
 
 def restore(
@@ -206,6 +241,7 @@ def restore(
     force: Annotated[
         bool, typer.Option("--force", help="Replace the content of a database that is not empty")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Restore a backup into an empty database (the schema is created when missing)."""
     from statebridge.ops.archive.restore import restore as run_restore
@@ -214,7 +250,7 @@ def restore(
     settings = load_settings()
     with Bars() as bars:
         report = run(run_restore(settings, backup_file, force, bars))
-    typer.echo(report.summary())
+    summary(report, as_json)
 
 
 @migrate_app.command("bench")
@@ -227,13 +263,12 @@ def bench(
     guide: Annotated[
         bool, typer.Option("--guide", help="Also time the guide's row-by-row INSERT loop")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Time `migrate data` on generated files beside a raw COPY of the same rows.
 
     Uses a scratch database that it creates on DATABASE_URL's server and drops after
     (the role needs CREATEDB); your own tables are not touched."""
-    from rich.console import Console
-
     from statebridge.ops.migrate.bench import bench as run_bench
     from statebridge.ops.migrate.progress import Bars
     from statebridge.ops.migrate.render import render_bench
@@ -241,4 +276,4 @@ def bench(
     settings = load_settings()
     with Bars() as bars:
         report = run(run_bench(settings, users, products, sqlite, guide, bars))
-    render_bench(report, Console())
+    show(report, as_json, render_bench)

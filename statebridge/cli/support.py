@@ -42,3 +42,23 @@ def load_settings(**options: Any) -> Settings:
         fail(f"bad configuration: {type(exc).__name__}: {lines[0] if lines else ''}".strip())
     capture_warnings(settings.log_format)
     return settings
+
+
+URL_HELP = (
+    "The server's combined URL (APIs under /api/...) or its stateless base, e.g. Phase 1's "
+    "http://localhost:3001"
+)
+STATEFUL_URL_HELP = "The stateful base, e.g. Phase 1's http://localhost:3002 [default: from --url]"
+JSON_HELP = "Print one JSON document on standard output (notices go to standard error)"
+
+
+def deprecated(old: str, new: str) -> None:
+    """The one-line notice of an old spelling that still works."""
+    typer.echo(f"statebridge: {old} is deprecated; use {new}", err=True)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on standard output."""
+    import orjson
+
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())

@@ -50,7 +50,7 @@ async def locate(url: str, side: Side, http: httpx.AsyncClient | None = None) ->
     finally:
         if own:
             await client.aclose()
-    option = f"--{side}-url"
+    option = "--url" if side == "stateless" else "--stateful-url"
     raise LocateError(
         f"no {side} server answers at {' or '.join(tried)} (GET /health with serverType "
         f'"{side}"); is it running? For Phase 1\'s separate ports pass {option} '

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from statebridge.ops.soak.instances import Instance
 from statebridge.ops.soak.users import SharedSession, Stats
@@ -50,6 +51,45 @@ class Result:
             and all(self.rss_verdict(instance)[1] for instance in self.instances)
         )
 
+    def as_dict(self) -> dict[str, Any]:
+        """The report as data, for `statebridge soak --json` (latencies in milliseconds)."""
+        stats = self.stats
+        everything = sorted(value for values in stats.latencies.values() for value in values)
+        memory = []
+        for instance in self.instances:
+            text, flat = self.rss_verdict(instance)
+            memory.append(
+                {
+                    "url": instance.url,
+                    "flat": flat,
+                    "verdict": text,
+                    "rss_bytes": [rss for _, rss in instance.rss],
+                }
+            )
+        return {
+            "passed": self.passed,
+            "seconds": round(self.seconds, 3),
+            "connections": self.connections,
+            "instances": [instance.url for instance in self.instances],
+            "shared_sessions": len(self.sessions),
+            "requests": stats.requests,
+            "server_errors": self.server_errors,
+            "statuses": {str(status): count for status, count in sorted(stats.statuses.items())},
+            "unexpected": dict(stats.unexpected),
+            "socket_errors": dict(stats.socket_errors),
+            "latency_ms": latency_ms(everything),
+            "latency_ms_by_request": {
+                name: latency_ms(sorted(values)) for name, values in sorted(stats.latencies.items())
+            },
+            "acknowledged_writes": {
+                "cart_quantity": sum(sum(s.quantities.values()) for s in self.sessions),
+                "visits": sum(session.visits for session in self.sessions),
+                "session_keys": sum(len(session.data) for session in self.sessions),
+                "lost_or_wrong": self.problems,
+            },
+            "memory": memory,
+        }
+
     def report(self) -> str:
         stats = self.stats
         everything = sorted(value for values in stats.latencies.values() for value in values)
@@ -84,6 +124,22 @@ class Result:
             lines.append(f"  RSS {instance.url}: {text}")
         lines.append("  verdict: " + ("PASS" if self.passed else "FAIL"))
         return "\n".join(lines)
+
+
+def latency_ms(ordered: list[float]) -> dict[str, float] | None:
+    if not ordered:
+        return None
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 3)
+
+    return {
+        "count": len(ordered),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "p99": at(0.99),
+        "max": round(ordered[-1] * 1000, 3),
+    }
 
 
 def percentiles(ordered: list[float]) -> str:
