@@ -9,7 +9,7 @@ a 500 in the envelope. The hot routes are answered straight from here
 
 These used to be four middleware layers around each app. On a small GET every layer cost a
 call and a wrapped `send`, together more than the route itself, so they were folded into
-this one (BENCHMARKS.md has the measurements).
+this one (docs/perf-history.md has the measurements).
 """
 
 from __future__ import annotations
