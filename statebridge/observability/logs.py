@@ -3,8 +3,8 @@
 The access log is written by hand (orjson) rather than through `logging`: no record objects,
 no handler lock. Lines written in the same event-loop turn go out together at the end of
 the turn, in `os.write` calls of whole lines and at most PIPE_BUF bytes each, so lines of
-forked workers sharing one pipe never interleave (one write per request cost about a fifth
-of a small GET's time).
+forked workers sharing one pipe never interleave; one write per request was a large share
+of a small GET's time (docs/perf-history.md).
 """
 
 from __future__ import annotations
