@@ -60,9 +60,9 @@ def settle_heap() -> int:
     """Park everything built at start-up where the garbage collector no longer walks it.
 
     A full (generation 2) collection visits every tracked object, and after start-up that is
-    some 130,000 of them (FastAPI, SQLAlchemy, pydantic, the drivers): measured at 40-50 ms a
-    collection, and under load one ran about every second, stalling every request in flight
-    (the p99 of the Redis-backed GETs was 50 ms against a p90 of 8 ms). `gc.freeze()` moves
+    some 130,000 of them (FastAPI, SQLAlchemy, pydantic, the drivers). Under load such
+    collections came often and stalled every request in flight, which made the whole tail
+    of the Redis-backed GETs (docs/perf-history.md, "Garbage collection"). `gc.freeze()` moves
     them to a permanent generation; later garbage is collected as before. Returns how many
     objects were frozen."""
     gc.collect()
