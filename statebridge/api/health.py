@@ -4,7 +4,8 @@
   database outage does not get healthy processes restarted.
 - ready: the database and Redis (when configured) answer within STATEBRIDGE_READY_TIMEOUT;
   otherwise 503 with the status of each component.
-- metrics: Prometheus text, from this process's counters plus a few gauges read now; only
+- metrics: Prometheus text, from this process's counters plus a few gauges and the process
+  and Python families read now (each worker reports its own process); only
   on the exact path `/metrics` as sent (not `/metrics/`, `/%6detrics`, `/metrics%2F`), so
   that a proxy blocking that path is not walked around by another spelling of it.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 from typing import Any
 
@@ -23,14 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from statebridge import __version__
+from statebridge.api import schemas
 from statebridge.api.deps import ServicesDep
 from statebridge.envelope import JSONResponse, error, error_body, success
 from statebridge.observability import process
-from statebridge.observability.metrics import CONTENT_TYPE, METRICS
+from statebridge.observability.metrics import CONTENT_TYPE, METRICS, labels
 from statebridge.wiring.services import Services
 
 router = APIRouter()
-STARTED_AT = time.time() - process.uptime()
 
 
 async def check_database(services: Services) -> None:
@@ -53,13 +53,19 @@ async def probe(check: Any, services: Services, timeout: float) -> dict[str, Any
     return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses=schemas.answers(schemas.Liveness, store=False))
 async def live(services: ServicesDep) -> Response:
     data = {"status": "alive", "instanceId": services.instance_id, "uptime": process.uptime()}
     return success(data, "Service is alive")
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    responses={
+        **schemas.answers(schemas.Readiness, store=False),
+        503: {"model": schemas.NotReady, "description": "A component is down"},
+    },
+)
 async def ready(services: ServicesDep) -> Response:
     timeout = services.settings.ready_timeout
     checks: dict[str, Any] = {"database": check_database}
@@ -90,17 +96,14 @@ async def gauges(services: Services) -> list[tuple[str, str, str, float]]:
         values.append(("statebridge_active_sessions", "Live sessions (all instances)", "", active))
     except Exception:  # a scrape must not fail because a store is down
         pass
-    instance = services.instance_id.replace("\\", "\\\\").replace('"', '\\"')
     values.append(
         (
             "statebridge_info",
             "This process: instance id and version",
-            f'{{instance="{instance}",version="{__version__}"}}',
+            # not `instance`: Prometheus gives every target that label itself at scrape time
+            labels(instance_id=services.instance_id, version=__version__),
             1,
         )
-    )
-    values.append(
-        ("process_resident_memory_bytes", "Resident set size", "", process.memory()["rss"])
     )
     values.append(
         (
@@ -110,16 +113,7 @@ async def gauges(services: Services) -> list[tuple[str, str, str, float]]:
             gc.get_freeze_count(),
         )
     )
-    values.append(("process_start_time_seconds", "Start time, Unix epoch", "", STARTED_AT))
-    values.append(("process_open_fds", "Open file descriptors", "", open_fds()))
     return values
-
-
-def open_fds() -> int:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
 
 
 METRICS_PATH = b"/metrics"

@@ -3,7 +3,9 @@
 Hand-rolled instead of prometheus_client: that library guards every increment with a lock
 (it is written for threads), while a statebridge worker is one event loop, where a dict
 update is already atomic. The text format is small (version 0.0.4), and what we expose is
-a handful of families.
+a handful of families, plus the ones prometheus_client's default collectors (process, gc,
+platform) write, under their names, types and help texts, so that dashboards made for
+those find them here.
 
 Label values are bounded: routes are templates (`/users/{user_id}`, never the raw path),
 methods and statuses are few, caches and stores are named in code.
@@ -11,11 +13,15 @@ methods and statuses are few, caches and stores are named in code.
 
 from __future__ import annotations
 
+import gc
 import math
 import mmap
+import platform
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable
+
+from statebridge.observability import process
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # seconds; covers a cached read (sub-millisecond) to a request stuck behind a dead database
@@ -105,8 +111,11 @@ class Metrics:
         key = (cache, "hit" if hit else "miss")
         self.cache[key] = self.cache.get(key, 0) + 1
 
-    def render(self, gauges: Iterable[tuple[str, str, str, float]] = ()) -> str:
-        """The exposition text; `gauges` are (name, help, labels, value) read at scrape time."""
+    def render(
+        self, gauges: Iterable[tuple[str, str, str, float]] = (), *, runtime: bool = True
+    ) -> str:
+        """The exposition text; `gauges` are (name, help, labels, value) read at scrape time,
+        and `runtime` adds the process and Python families, read now."""
         out: list[str] = []
         family(out, "statebridge_http_requests_total", "counter", "HTTP requests answered")
         for (route, method, status), value in sorted(self.requests.items()):
@@ -163,12 +172,90 @@ class Metrics:
                 family(out, name, "gauge", help_text)
                 last = name
             out.append(f"{name}{label_text} {number(reading)}")
+        if runtime:
+            render_process(out, process.readings())
+            render_python(out)
         return "\n".join(out) + "\n"
 
 
 def family(out: list[str], name: str, kind: str, help_text: str) -> None:
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} {kind}")
+
+
+def single(out: list[str], name: str, kind: str, help_text: str, value: float | None) -> None:
+    """A family of one unlabelled sample; nothing at all when the value is unknown."""
+    if value is not None:
+        family(out, name, kind, help_text)
+        out.append(f"{name} {number(value)}")
+
+
+def render_process(out: list[str], facts: process.Readings) -> None:
+    """prometheus_client's ProcessCollector: this process (each worker its own)."""
+    single(
+        out,
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        facts.virtual_bytes,
+    )
+    single(
+        out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        facts.resident_bytes,
+    )
+    single(
+        out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        facts.start_time,
+    )
+    single(
+        out,
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        facts.cpu_seconds,
+    )
+    single(out, "process_open_fds", "gauge", "Number of open file descriptors.", facts.open_fds)
+    single(
+        out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", facts.max_fds
+    )
+
+
+GC_FAMILIES = (
+    ("python_gc_objects_collected_total", "collected", "Objects collected during gc"),
+    (
+        "python_gc_objects_uncollectable_total",
+        "uncollectable",
+        "Uncollectable object found during GC",
+    ),
+    ("python_gc_collections_total", "collections", "Number of times this generation was collected"),
+)
+GC_STATS = platform.python_implementation() == "CPython" and hasattr(gc, "get_stats")
+PYTHON_INFO = "python_info" + labels(
+    implementation=platform.python_implementation(),
+    major=platform.python_version_tuple()[0],
+    minor=platform.python_version_tuple()[1],
+    patchlevel=platform.python_version_tuple()[2],
+    version=platform.python_version(),
+)
+
+
+def render_python(out: list[str]) -> None:
+    """prometheus_client's GCCollector (`gc.get_stats()`, three small dicts) and
+    PlatformCollector (made once: it never changes)."""
+    if GC_STATS:
+        stats = gc.get_stats()
+        for name, key, help_text in GC_FAMILIES:
+            family(out, name, "counter", help_text)
+            for generation, stat in enumerate(stats):
+                out.append(f'{name}{{generation="{generation}"}} {stat[key]}')
+    family(out, "python_info", "gauge", "Python platform information")
+    out.append(f"{PYTHON_INFO} 1")
 
 
 METRICS = Metrics()

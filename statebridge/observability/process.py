@@ -1,10 +1,14 @@
-"""Process facts for `/health`: uptime and memory, in the shape of Node's `process`."""
+"""Process facts: uptime and memory for `/health`, in the shape of Node's `process`, and the
+readings of the standard Prometheus process collector for `/metrics`."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import resource
 import time
+from dataclasses import dataclass
 
 STARTED = time.monotonic()
 PAGE = resource.getpagesize()
@@ -68,3 +72,65 @@ def settle_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def _clock_ticks() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError):
+        return 100
+
+
+def _boot_time() -> float | None:
+    """When the machine booted, Unix epoch (`btime` of /proc/stat): the process start times
+    in /proc/self/stat count from it."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            for line in stat:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+TICKS = _clock_ticks()
+BOOTED = _boot_time()
+STARTED_AT = time.time() - uptime()  # without /proc: this module's import, near enough
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """What the Prometheus process collector reports; None where the system does not say."""
+
+    cpu_seconds: float
+    start_time: float
+    resident_bytes: int | None = None
+    virtual_bytes: int | None = None
+    open_fds: int | None = None
+    max_fds: int | None = None
+
+
+def readings() -> Readings:
+    """This process, now: one read of /proc/self/stat, one listing of /proc/self/fd, and two
+    system calls (times, getrlimit). Each forked worker reads its own process."""
+    times = os.times()
+    cpu = times.user + times.system
+    start = STARTED_AT
+    resident = virtual = open_fds = None
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            # after the command name, which is in parentheses and may hold spaces
+            fields = stat.read().rpartition(b")")[2].split()
+        # fields[0] is the state (field 3 of proc(5)): vsize is field 23, rss 24, start 22
+        virtual = int(fields[20])
+        resident = int(fields[21]) * PAGE
+        if BOOTED is not None:
+            start = BOOTED + int(fields[19]) / TICKS
+    except (OSError, IndexError, ValueError):
+        pass
+    with contextlib.suppress(OSError):
+        open_fds = len(os.listdir("/proc/self/fd"))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    max_fds = None if soft == resource.RLIM_INFINITY else soft
+    return Readings(cpu, start, resident, virtual, open_fds, max_fds)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import platform
 import re
 import signal
 import time
@@ -18,32 +21,111 @@ from tests.support.envelope import assert_envelope
 from tests.support.private_services import own_server
 from tests.support.servers import Server, free_port
 
-SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SAMPLE = re.compile(
+    rf'^(?P<name>{NAME})(?:\{{(?P<labels>(?:[^"}}]|"(?:[^"\\\n]|\\.)*")*)\}})? (?P<value>\S+)$'
+)
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+COMMENT = re.compile(rf"^# (?P<keyword>HELP|TYPE) (?P<name>{NAME}) (?P<text>.*)$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# what Prometheus sets on every series of a target at scrape time: a label of the same name
+# in the text would be renamed `exported_...`
+TARGET_LABELS = {"instance", "job"}
+# units that are not the base ones (seconds, bytes)
+NOT_BASE_UNITS = re.compile(
+    r"_(ms|msec|millis|milliseconds|us|microseconds|ns|nanoseconds|minutes|hours|days"
+    r"|kb|kib|mb|mib|gb|gib|kilobytes|megabytes|bits)(_|$)"
+)
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 Samples = list[tuple[str, dict[str, str], float]]
 
 
 def parse_metrics(text: str) -> Samples:
-    """The Prometheus text format, strictly: every line a comment or a well-formed sample."""
+    """The Prometheus text format (0.0.4), strictly: every line a HELP, a TYPE or a
+    well-formed sample; a family's HELP and TYPE once each, before its samples, and its lines
+    together; counters end in `_total`, units are base units, histograms are cumulative and
+    end at `+Inf` with their count; no series twice, no label Prometheus sets itself."""
+    assert text.endswith("\n"), "the text ends with a line feed"
     samples: Samples = []
-    declared: set[str] = set()
+    kinds: dict[str, str] = {}
+    helped: set[str] = set()
+    finished: set[str] = set()  # families whose lines are over
+    sampled: set[str] = set()  # families with samples already
+    current = ""
+    series: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    buckets: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
+    counts: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def enter(family: str) -> None:
+        nonlocal current
+        if family != current:
+            assert family not in finished, f"the lines of {family} are not together"
+            if current:
+                finished.add(current)
+            current = family
+
     for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            assert kind in ("counter", "gauge", "histogram"), line
-            declared.add(name)
-            continue
-        if line.startswith("# HELP ") or not line:
+        assert line, "no empty lines"
+        if line.startswith("#"):
+            comment = COMMENT.match(line)
+            assert comment, f"not a HELP or TYPE line: {line!r}"
+            name = comment["name"]
+            enter(name)
+            assert name not in sampled, f"{line!r} after samples of its family"
+            if comment["keyword"] == "HELP":
+                assert name not in helped, f"second HELP for {name}"
+                assert comment["text"].strip(), f"empty HELP for {name}"
+                helped.add(name)
+            else:
+                assert name not in kinds, f"second TYPE for {name}"
+                assert comment["text"] in SUFFIXES, line
+                kinds[name] = comment["text"]
+                if kinds[name] == "counter":
+                    assert name.endswith("_total"), f"counter {name} does not end in _total"
+                assert not NOT_BASE_UNITS.search(name), f"{name}: use _seconds or _bytes"
             continue
         match = SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
-        labels = dict(LABEL.findall(match["labels"] or ""))
         name = match["name"]
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
-        assert name in declared or family in declared, f"undeclared metric {name}"
-        samples.append((name, labels, float(match["value"])))
+        family = current
+        kind = kinds.get(family)
+        assert kind is not None, f"{name}: no TYPE before it"
+        assert family in helped, f"{name}: no HELP before it"
+        suffixes = SUFFIXES[kind]
+        assert any(name == family + suffix for suffix in suffixes) or (
+            kind == "counter" and name == family
+        ), f"{name} is not a sample of the {kind} {family}"
+        label_text = match["labels"] or ""
+        pairs = LABEL.findall(label_text)
+        assert ",".join(f'{key}="{val}"' for key, val in pairs) == label_text, (
+            f"malformed labels: {line!r}"
+        )
+        labels = dict(pairs)
+        assert len(labels) == len(pairs), f"a label twice: {line!r}"
+        assert not TARGET_LABELS & set(labels), f"{line!r}: Prometheus sets that label itself"
+        assert not any(key.startswith("__") for key in labels), line
+        number = float(match["value"])  # also takes +Inf, -Inf, NaN
+        key = (name, tuple(sorted(labels.items())))
+        assert key not in series, f"a series twice: {line!r}"
+        series.add(key)
+        if kind == "counter":
+            assert number >= 0, f"a counter below zero: {line!r}"
+        if kind == "histogram":
+            base = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            if name.endswith("_bucket"):
+                bound = float(labels["le"])
+                buckets.setdefault((family, base), []).append((bound, number))
+            elif name.endswith("_count"):
+                counts[(family, base)] = number
+        sampled.add(family)
+        samples.append((name, labels, number))
+    for key, found in buckets.items():
+        bounds = [bound for bound, _ in found]
+        assert bounds == sorted(bounds) and bounds[-1] == math.inf, f"{key}: buckets out of order"
+        cumulative = [count for _, count in found]
+        assert cumulative == sorted(cumulative), f"{key}: buckets not cumulative"
+        assert cumulative[-1] == counts[key], f"{key}: the +Inf bucket is not the count"
     return samples
 
 
@@ -221,7 +303,7 @@ def test_metrics_report_sessions_and_store_health(http: httpx.Client, target: Se
     info = [labels for name, labels, _ in samples if name == "statebridge_info"]
     assert info == [
         {
-            "instance": http.get("/health/live").headers["x-instance-id"],
+            "instance_id": http.get("/health/live").headers["x-instance-id"],
             "version": info[0]["version"],
         }
     ]
@@ -229,6 +311,135 @@ def test_metrics_report_sessions_and_store_health(http: httpx.Client, target: Se
         assert (
             value(samples, "statebridge_cache_requests_total", cache="sessions", result="hit") >= 2
         )
+
+
+# the families prometheus_client's default collectors write: (type, HELP)
+STANDARD_FAMILIES = {
+    "process_cpu_seconds_total": ("counter", "Total user and system CPU time spent in seconds."),
+    "process_resident_memory_bytes": ("gauge", "Resident memory size in bytes."),
+    "process_virtual_memory_bytes": ("gauge", "Virtual memory size in bytes."),
+    "process_open_fds": ("gauge", "Number of open file descriptors."),
+    "process_max_fds": ("gauge", "Maximum number of open file descriptors."),
+    "process_start_time_seconds": (
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    ),
+    "python_gc_objects_collected_total": ("counter", "Objects collected during gc"),
+    "python_gc_objects_uncollectable_total": ("counter", "Uncollectable object found during GC"),
+    "python_gc_collections_total": ("counter", "Number of times this generation was collected"),
+    "python_info": ("gauge", "Python platform information"),
+}
+
+
+def declarations(text: str) -> dict[str, tuple[str, str]]:
+    """Each family's (type, HELP)."""
+    helps: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    for line in text.splitlines():
+        comment = COMMENT.match(line)
+        if comment and comment["keyword"] == "HELP":
+            helps[comment["name"]] = comment["text"]
+        elif comment:
+            kinds[comment["name"]] = comment["text"]
+    return {name: (kinds[name], helps[name]) for name in kinds}
+
+
+def proc_started_at(pid: int) -> float:
+    """When process `pid` started, Unix epoch, as Linux tells it (proc(5): field 22 of
+    /proc/PID/stat, in clock ticks after `btime` of /proc/stat)."""
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_standard_process_and_python_families(http: httpx.Client, target: Server) -> None:
+    response = http.get("/metrics")
+    samples = parse_metrics(response.text)
+    declared = declarations(response.text)
+    for name, declaration in STANDARD_FAMILIES.items():
+        assert declared.get(name) == declaration, name
+    assert value(samples, "process_cpu_seconds_total") > 0
+    resident = value(samples, "process_resident_memory_bytes")
+    assert 0 < resident <= value(samples, "process_virtual_memory_bytes")
+    open_fds = value(samples, "process_open_fds")
+    assert 0 < open_fds <= value(samples, "process_max_fds")
+    assert target.process is not None
+    limits = Path(f"/proc/{target.process.pid}/limits").read_text()
+    soft_limit = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert value(samples, "process_max_fds") == float(soft_limit.split()[3])
+    # the process answering: the server itself, or a worker it started after it
+    started = value(samples, "process_start_time_seconds")
+    assert proc_started_at(target.process.pid) <= started <= time.time()
+    for name in ("python_gc_objects_collected_total", "python_gc_collections_total"):
+        generations = {labels["generation"] for sample, labels, _ in samples if sample == name}
+        assert generations == {"0", "1", "2"}, name
+    assert value(samples, "python_gc_collections_total") > 0  # start-up collects once at least
+    info = [labels for name, labels, _ in samples if name == "python_info"]
+    major, minor, patchlevel = platform.python_version_tuple()  # the server runs this Python
+    assert info == [
+        {
+            "implementation": platform.python_implementation(),
+            "major": major,
+            "minor": minor,
+            "patchlevel": patchlevel,
+            "version": platform.python_version(),
+        }
+    ]
+    # counters only grow
+    for _ in range(20):
+        http.get("/users")
+    again = scrape(http)
+    for name in ("process_cpu_seconds_total", "python_gc_collections_total"):
+        assert value(again, name) >= value(samples, name), name
+
+
+def test_no_series_carries_a_label_prometheus_sets(http: httpx.Client) -> None:
+    samples = scrape(http)
+    assert all(not TARGET_LABELS & set(labels) for _, labels, _ in samples)
+    assert value(samples, "statebridge_info") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("# TYPE a gauge\na 1\n", "no HELP"),
+        ("# HELP a A.\na 1\n", "no TYPE"),
+        ("# HELP a A.\n# TYPE a gauge\na 1\na 2\n", "a series twice"),
+        ("# HELP a A.\n# TYPE a gauge\na 1\n# HELP a A.\n", "after samples"),
+        ("# HELP a_count A.\n# TYPE a_count counter\na_count 1\n", "_total"),
+        ("# HELP a_ms A.\n# TYPE a_ms gauge\na_ms 1\n", "_seconds or _bytes"),
+        ('# HELP a A.\n# TYPE a gauge\na{instance="x"} 1\n', "sets that label"),
+        ('# HELP a A.\n# TYPE a gauge\na{b="x",b="y"} 1\n', "a label twice"),
+        ('# HELP a A.\n# TYPE a gauge\na{b="x" } 1\n', "malformed labels"),
+        ("# HELP a A.\n# TYPE a gauge\na 1", "line feed"),
+        (
+            "# HELP a A.\n# TYPE a gauge\n# HELP b B.\n# TYPE b gauge\nb 1\na 1\n",
+            "not a sample of",
+        ),
+        (
+            "# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\nb 1\n# HELP a A.\n",
+            "not together",
+        ),
+        (
+            "# HELP h H.\n# TYPE h histogram\n"
+            'h_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+            "not cumulative",
+        ),
+        (
+            "# HELP h H.\n# TYPE h histogram\n"
+            'h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 2\n',
+            "not the count",
+        ),
+    ],
+)
+def test_the_format_check_is_strict(text: str, complaint: str) -> None:
+    """The checker the scrapes above go through refuses what Prometheus would."""
+    with pytest.raises(AssertionError, match=complaint):
+        parse_metrics(text)
 
 
 # -- request ids and the access log ---------------------------------------------------------------
