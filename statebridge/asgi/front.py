@@ -31,6 +31,7 @@ from statebridge.observability.logs import AccessLog
 from statebridge.observability.metrics import Metrics
 from statebridge.observability.requests import (
     CLIENT_CLOSED,
+    CURRENT_REQUEST_ID,
     SANE_REQUEST_ID,
     new_request_id,
     route_of,
@@ -108,6 +109,7 @@ class Front:
                 has_session = True
         if request_id is None:
             request_id = new_request_id()
+        request_text = request_id.decode()
         preflight = preflight and origin is not None and scope["method"] == "OPTIONS"
         status = 500
         response_started = False
@@ -131,6 +133,8 @@ class Front:
 
         metrics = self.metrics
         metrics.in_flight += 1
+        # every event logged while this request is answered carries its id
+        context = CURRENT_REQUEST_ID.set(request_text)
         try:
             lane = None if preflight else face.lanes.find(scope)
             if preflight:
@@ -148,13 +152,14 @@ class Front:
                 "unhandled error in %s %s (request %s)",
                 scope.get("method"),
                 route_of(scope),
-                request_id.decode(),
+                request_text,
                 exc_info=exc,
             )
             # FastAPI's outermost layer may already have answered (and then re-raised)
             if not response_started:
                 await error(500, "Internal server error")(scope, receive, send_decorated)
         finally:
+            CURRENT_REQUEST_ID.reset(context)
             metrics.in_flight -= 1
             seconds = time.perf_counter() - started_at
             route = route_of(scope)
@@ -163,7 +168,7 @@ class Front:
             if self.access_log is not None:
                 client = scope.get("client")
                 self.access_log.write(
-                    request_id.decode(),
+                    request_text,
                     method,
                     route,
                     status,

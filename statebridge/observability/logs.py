@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from statebridge.observability.requests import CURRENT_REQUEST_ID
 from statebridge.timeutil import js_now
 
 STDOUT = 1
@@ -28,7 +29,9 @@ WARNINGS = "py.warnings"  # the logger `logging.captureWarnings` writes Python w
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "message", "instance"?, "error"?}` on one line.
+    """`{"ts", "level", "logger", "message", "requestId"?, "instance"?, "error"?}` on one
+    line; `requestId` when the event was logged while a request was being answered (the
+    same id as its access line and its X-Request-ID header).
 
     An exception becomes its type and message under `error` plus the traceback under
     `traceback`: logs may hold what responses never do. A Python warning (logger
@@ -53,6 +56,9 @@ class JsonFormatter(logging.Formatter):
             entry["source"] = f"{warning['file']}:{warning['line']}"
         elif record.name == WARNINGS:  # the stock captureWarnings text, and its source line
             entry["message"] = entry["message"].strip()
+        request_id = CURRENT_REQUEST_ID.get()
+        if request_id is not None:
+            entry["requestId"] = request_id
         if self.instance_id:
             entry["instance"] = self.instance_id
         if record.exc_info and record.exc_info[1] is not None:

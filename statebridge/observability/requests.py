@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from contextvars import ContextVar
 
 from starlette.types import Scope
 
@@ -13,6 +14,10 @@ from statebridge.observability.metrics import UNMATCHED
 SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 
+
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The id of the request being answered: set by the front for the request's duration (the
+tasks and threads the request starts inherit it), read by the JSON log formatter."""
 
 _PREFIX = ""  # this process's: made again in every forked child (see below)
 _SEQUENCE = itertools.count(1)

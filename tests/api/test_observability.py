@@ -531,3 +531,51 @@ def test_the_access_log_can_be_switched_off(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert access_lines(server) == []
+
+
+def event_lines(server: Server) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in server.log().splitlines()
+        if line.startswith("{") and '"statebridge.access"' not in line
+    ]
+
+
+def test_events_logged_in_a_request_carry_its_id(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Redis is down: the catalog cache tries to subscribe again (at most once a second) on
+    a request that reads the catalog, and warns that it cannot. That warning is the request's:
+    it carries the id the response's X-Request-ID header and the access line carry."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"DATABASE_URL": services_env["DATABASE_URL"], "REDIS_URL": dead_redis}
+    server = Server(env=env, data_dir=tmp_path, args=["--migrate"]).start()
+    try:
+        answered: set[str] = set()
+        deadline = time.monotonic() + 15
+        warned: list[dict[str, Any]] = []
+        while not warned and time.monotonic() < deadline:
+            response = httpx.get(f"{server.url}/users", timeout=10)  # the server makes the id
+            assert response.status_code == 200
+            answered.add(response.headers["x-request-id"])
+            time.sleep(0.2)
+            warned = [
+                line
+                for line in event_lines(server)
+                if line["level"] == "warning" and line.get("requestId") in answered
+            ]
+    finally:
+        server.stop()
+    assert warned, server.log()
+    event = warned[0]
+    assert event["logger"] == "statebridge.catalog"
+    assert "cannot subscribe to Redis" in event["message"]
+    access = [line for line in access_lines(server) if line["requestId"] == event["requestId"]]
+    assert len(access) == 1 and access[0]["route"] == "/users"
+    assert access[0]["instance"] == event["instance"]
+    # what is logged outside any request carries no request id
+    ready = [line for line in event_lines(server) if " ready: " in line["message"]]
+    assert ready and "requestId" not in ready[0]
+    assert all(
+        "requestId" not in line for line in event_lines(server) if "stopped" in line["message"]
+    )
