@@ -24,6 +24,7 @@ from starlette.responses import Response
 from statebridge import __version__
 from statebridge.api.docs import docs_router
 from statebridge.api.health import router as health_router
+from statebridge.api.schemas import openapi_document
 from statebridge.api.stateful.routes import router as stateful_router
 from statebridge.api.stateless.routes import router as stateless_router
 from statebridge.api.web.routes import router as demo_page_router
@@ -110,6 +111,8 @@ def build_app(services: Services, face: Face) -> FastAPI:
         openapi_url="/openapi.json" if face == "combined" else None,
     )
     app.state.services = services
+    # typed bodies in /openapi.json; they are read at run time by `Body`, not by these models
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     app.include_router(health_router, tags=["operations"])
     if face in ("combined", "stateless"):
         app.include_router(stateless_router, tags=["stateless"])

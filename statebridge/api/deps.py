@@ -17,11 +17,3 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 Body = Annotated[dict[str, Any], Depends(json_object)]
-
-# OpenAPI for a route whose body is read by `Body` (a JSON object, optional)
-OBJECT_BODY = {
-    "requestBody": {
-        "content": {"application/json": {"schema": {"type": "object"}}},
-        "required": False,
-    }
-}

@@ -263,6 +263,9 @@ def test_swagger_ui_renders_without_a_policy_violation(browser: Any, demo_server
     for route in ("/calculate", "/api/stateful/session", "/api/stateful/cart/add", "/health"):
         assert route in {path.replace("\u200b", "") for path in paths}, route
     assert page.locator(".opblock").count() >= 30
+    # the bodies' models are listed by name
+    expect(page.locator("section.models")).to_contain_text("CalculateRequest")
+    expect(page.locator("section.models")).to_contain_text("CalculationResponse")
 
     assert problems == []
     assert {url.split("/")[2] for url in requested} == {f"127.0.0.1:{demo_server.port}"}

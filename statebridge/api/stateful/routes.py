@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
-from statebridge.api.deps import OBJECT_BODY, Body, ServicesDep, json_object
+from statebridge.api import schemas
+from statebridge.api.deps import Body, ServicesDep, json_object
 from statebridge.api.stateful.deps import (
     LiveSession,
     MaybeSession,
@@ -55,7 +56,7 @@ def cart_view(session: Session, items: list[CartItem], created: bool = False) ->
     return view
 
 
-@router.get("/health")
+@router.get("/health", responses=schemas.answers(schemas.StatefulHealth))
 async def health(services: ServicesDep) -> Response:
     data = {
         "status": "healthy",
@@ -72,7 +73,7 @@ async def health(services: ServicesDep) -> Response:
     return success(data, "Stateful server is healthy")
 
 
-@router.get("/info")
+@router.get("/info", responses=schemas.answers(schemas.StatefulInfo))
 async def info(services: ServicesDep, session: MaybeSession) -> Response:
     now = utcnow()
     session_info = None
@@ -96,7 +97,11 @@ async def info(services: ServicesDep, session: MaybeSession) -> Response:
     return success(data, "Stateful server information")
 
 
-@router.post("/session", openapi_extra=OBJECT_BODY)
+@router.post(
+    "/session",
+    openapi_extra=schemas.body(schemas.CreateSession),
+    responses=schemas.answers(schemas.SessionCreated, 400, 404, 413),
+)
 async def create_session(body: Body, services: ServicesDep) -> Response:
     require_fields(body, "userId")
     user_id = body["userId"]
@@ -126,7 +131,7 @@ async def create_session(body: Body, services: ServicesDep) -> Response:
     return response
 
 
-@router.get("/session")
+@router.get("/session", responses=schemas.answers(schemas.SessionView, 401))
 async def get_session(session: LiveSession) -> Response:
     data = {
         "session": session.summary(),
@@ -143,7 +148,11 @@ async def merge_into(services: Any, session: Session, patch: dict[str, Any]) -> 
     return updated  # type: ignore[no-any-return]
 
 
-@router.put("/session", openapi_extra=OBJECT_BODY)
+@router.put(
+    "/session",
+    openapi_extra=schemas.body(schemas.UpdateSession),
+    responses=schemas.answers(schemas.SessionUpdated, 400, 401, 413),
+)
 async def update_session(body: Body, session: LiveSession, services: ServicesDep) -> Response:
     patch = body.get("data")
     if not isinstance(patch, dict):
@@ -160,7 +169,7 @@ async def update_session(body: Body, session: LiveSession, services: ServicesDep
     return success(data, "Session updated successfully")
 
 
-@router.delete("/session")
+@router.delete("/session", responses=schemas.answers(schemas.SessionEnded, 401))
 async def delete_session(session: LiveSession, services: ServicesDep) -> Response:
     deleted = await services.sessions.destroy(session.id)
     data = {
@@ -173,7 +182,7 @@ async def delete_session(session: LiveSession, services: ServicesDep) -> Respons
     return response
 
 
-@router.get("/cart")
+@router.get("/cart", responses=schemas.answers(schemas.CartView, 401))
 async def get_cart(request: Request, services: ServicesDep) -> Response:
     # the cart is read while the session is checked (two stores, two round trips at once);
     # the lines are shown only if the session turns out to be live
@@ -211,7 +220,11 @@ def quantity_of(body: dict[str, Any]) -> int:
     return quantity
 
 
-@router.post("/cart/add", openapi_extra=OBJECT_BODY)
+@router.post(
+    "/cart/add",
+    openapi_extra=schemas.body(schemas.AddToCart),
+    responses=schemas.answers(schemas.CartAdded, 400, 401),
+)
 async def add_to_cart(request: Request, services: ServicesDep) -> Response:
     # the session is checked while the body is read (each waits on its own round trip);
     # the body's errors still come first, as in Phase 1, where the JSON parser runs before
@@ -242,7 +255,7 @@ async def add_to_cart(request: Request, services: ServicesDep) -> Response:
     return success(data, "Item added to cart")
 
 
-@router.delete("/cart/remove/{product_id}")
+@router.delete("/cart/remove/{product_id}", responses=schemas.answers(schemas.CartRemoved, 401))
 async def remove_from_cart(
     product_id: str, session: LiveSession, services: ServicesDep
 ) -> Response:
@@ -260,7 +273,7 @@ async def remove_from_cart(
     return success(data, "Item removed from cart")
 
 
-@router.delete("/cart")
+@router.delete("/cart", responses=schemas.answers(schemas.CartView, 401))
 async def clear_cart(session: LiveSession, services: ServicesDep) -> Response:
     await services.carts.clear(session.id)
     data = {
@@ -270,7 +283,7 @@ async def clear_cart(session: LiveSession, services: ServicesDep) -> Response:
     return success(data, "Cart cleared")
 
 
-@router.get("/profile")
+@router.get("/profile", responses=schemas.answers(schemas.Profile, 401, 404))
 async def get_profile(session: LiveSession, services: ServicesDep) -> Response:
     user = await services.catalog.get_user(session.user_id)
     if user is None:
@@ -283,7 +296,11 @@ async def get_profile(session: LiveSession, services: ServicesDep) -> Response:
     return success(data, "User profile")
 
 
-@router.put("/profile/preferences", openapi_extra=OBJECT_BODY)
+@router.put(
+    "/profile/preferences",
+    openapi_extra=schemas.body(schemas.Preferences),
+    responses=schemas.answers(schemas.PreferencesUpdated, 400, 401, 404, 413),
+)
 async def update_preferences(body: Body, session: LiveSession, services: ServicesDep) -> Response:
     preferences = body.get("preferences")
     if not isinstance(preferences, dict):
@@ -304,7 +321,7 @@ async def update_preferences(body: Body, session: LiveSession, services: Service
     return success(data, "Preferences updated")
 
 
-@router.get("/demonstrate/stateful")
+@router.get("/demonstrate/stateful", responses=schemas.answers(schemas.StatefulDemonstration, 401))
 async def demonstrate(session: LiveSession, services: ServicesDep) -> Response:
     now = utcnow()
     result = await services.sessions.increment(
@@ -329,7 +346,11 @@ async def demonstrate(session: LiveSession, services: ServicesDep) -> Response:
     return success(data, "Stateful behavior demonstration")
 
 
-@router.post("/workflow/start", openapi_extra=OBJECT_BODY)
+@router.post(
+    "/workflow/start",
+    openapi_extra=schemas.body(schemas.WorkflowRequest, required=False),
+    responses=schemas.answers(schemas.WorkflowStarted, 400, 401, 413),
+)
 async def workflow_start(_body: Body, session: LiveSession, services: ServicesDep) -> Response:
     workflow = start(utcnow())
     await merge_into(services, session, {"workflow": workflow})
@@ -344,7 +365,11 @@ async def workflow_start(_body: Body, session: LiveSession, services: ServicesDe
     return success(data, "Workflow started")
 
 
-@router.post("/workflow/next", openapi_extra=OBJECT_BODY)
+@router.post(
+    "/workflow/next",
+    openapi_extra=schemas.body(schemas.WorkflowRequest, required=False),
+    responses=schemas.answers(schemas.WorkflowStep, 400, 401, 413),
+)
 async def workflow_next(_body: Body, session: LiveSession, services: ServicesDep) -> Response:
     step = advance(session.data.get("workflow"), utcnow())
     if step is None:

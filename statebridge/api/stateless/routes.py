@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from statebridge.api.deps import OBJECT_BODY, Body, ServicesDep
+from statebridge.api import schemas
+from statebridge.api.deps import Body, ServicesDep
 from statebridge.api.stateless.calculate import check_values, compute
 from statebridge.api.stateless.texts import COMPARISON, STATELESS_EXPLANATION
 from statebridge.asgi.body import require_fields
@@ -48,7 +49,7 @@ def single(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-@router.get("/health")
+@router.get("/health", responses=schemas.answers(schemas.StatelessHealth))
 async def health(services: ServicesDep) -> Response:
     data = {
         "status": "healthy",
@@ -64,7 +65,7 @@ async def health(services: ServicesDep) -> Response:
     return success(data, "Stateless server is healthy")
 
 
-@router.get("/info")
+@router.get("/info", responses=schemas.answers(schemas.StatelessInfo))
 async def info(request: Request, services: ServicesDep) -> Response:
     data = {
         "server": "Stateless Mock Server v2.0",
@@ -78,7 +79,11 @@ async def info(request: Request, services: ServicesDep) -> Response:
     return success(data, "Stateless server information")
 
 
-@router.post("/calculate", openapi_extra=OBJECT_BODY)
+@router.post(
+    "/calculate",
+    openapi_extra=schemas.body(schemas.CalculateRequest),
+    responses=schemas.answers(schemas.Calculation, 400, store=False),
+)
 async def calculate(body: Body) -> Response:
     require_fields(body, "operation", "values")
     values = check_values(body["values"])
@@ -102,7 +107,7 @@ def random_values(count: int, kind: str) -> list[Any]:
     return [random.random() for _ in range(count)]
 
 
-@router.get("/random")
+@router.get("/random", responses=schemas.answers(schemas.RandomData, 400, store=False))
 async def random_data(request: Request) -> Response:
     count = min(10, max(1, js_parse_int(single(request, "count")) or 1))
     kind = single(request, "type") or "number"
@@ -119,7 +124,7 @@ async def random_data(request: Request) -> Response:
     return success(data, "Random data generated")
 
 
-@router.get("/users")
+@router.get("/users", responses=schemas.answers(schemas.UserList))
 async def list_users(services: ServicesDep) -> Response:
     users = await services.catalog.list_users()
     data = {
@@ -132,7 +137,7 @@ async def list_users(services: ServicesDep) -> Response:
     return success(data, "Users retrieved")
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", responses=schemas.answers(schemas.UserFound, 404))
 async def get_user(user_id: str, services: ServicesDep) -> Response:
     # U+0000 can name no user, and PostgreSQL would refuse it with an error
     user = None if "\x00" in user_id else await services.catalog.get_user(user_id)
@@ -161,7 +166,7 @@ def price_bound(request: Request, name: str) -> tuple[str | None, float | None]:
     return text, value
 
 
-@router.get("/products")
+@router.get("/products", responses=schemas.answers(schemas.ProductList, 400))
 async def list_products(request: Request, services: ServicesDep) -> Response:
     category = min_text = min_price = max_text = max_price = None
     if request.scope["query_string"]:  # most calls have none: skip the parsing
@@ -186,7 +191,7 @@ async def list_products(request: Request, services: ServicesDep) -> Response:
     return success(data, "Products retrieved")
 
 
-@router.get("/demonstrate/stateless")
+@router.get("/demonstrate/stateless", responses=schemas.answers(schemas.StatelessDemonstration))
 async def demonstrate(request: Request, services: ServicesDep) -> Response:
     current = await services.counters.incr(REQUESTS)
     data = {
@@ -201,6 +206,6 @@ async def demonstrate(request: Request, services: ServicesDep) -> Response:
     return success(data, "Stateless behavior demonstration")
 
 
-@router.get("/compare/stateful")
+@router.get("/compare/stateful", responses=schemas.answers(schemas.Comparison, store=False))
 async def compare() -> Response:
     return success(COMPARISON, "Architecture comparison")
