@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from statebridge.ops.contract.shapes import shape_diff
 from tests.support.recordings import PHASE1, TRANSCRIPT
 from tests.support.servers import Server
-from tests.support.shapes import shape_diff
 
 SEED_USERS = PHASE1 / "users.json"
 CLIENT_ID = "transcript"

@@ -1,4 +1,9 @@
-"""Phase 1's response envelope, checked on every answer the tests read."""
+"""Phase 1's response envelope, checked on every answer the tests read.
+
+The templates and their checker are the package's (`statebridge check` uses the same):
+`assert_matches` holds a document against a template, `success_data` and `assert_error`
+hold a whole answer against the success or the error envelope.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import re
 from typing import Any
 
 import httpx
+
+from statebridge.ops.contract.shapes import problems
+from statebridge.ops.contract.table import VALIDATION_ERRORS, failure, success
 
 LEAKS = re.compile(
     r"Traceback \(most recent|File \"/|sqlalchemy|asyncpg|psycopg|\[SQL:|redis\.exceptions",
@@ -54,3 +62,35 @@ def assert_envelope(response: httpx.Response, status: int | None = None) -> dict
         assert response.status_code == status, response.text[:500]
     body: dict[str, Any] = response.json()
     return body
+
+
+def assert_matches(template: Any, actual: Any) -> None:
+    found = problems(template, actual)
+    assert not found, "response departs from the contract:\n  " + "\n  ".join(found)
+
+
+def success_data(response: Any, message: str, status_code: int = 200) -> Any:
+    """The `data` of a Phase 1 success envelope, after checking the envelope itself."""
+    assert response.status_code == status_code, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert_matches(success(message), body)
+    assert set(body) == {"status", "message", "data", "timestamp"}, sorted(body)
+    return body["data"]
+
+
+def assert_error(
+    response: Any, status_code: int, message: str, errors: list[dict[str, str]] | None = None
+) -> list[Any]:
+    """Check a Phase 1 error envelope; `errors`, when given, must be exactly that list."""
+    assert response.status_code == status_code, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert_matches(failure(message), body)
+    assert set(body) == {"status", "message", "errors", "timestamp"}, sorted(body)
+    if body["errors"]:
+        assert_matches(VALIDATION_ERRORS, body["errors"])
+    if errors is not None:
+        assert body["errors"] == errors
+    seen: list[Any] = body["errors"]
+    return seen

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.envelope import success_data
 from tests.support.recordings import PHASE1
 from tests.support.servers import Server, clean_env, free_port
-from tests.support.shapes import success_data
 
 SECONDS = 60  # generous bound on a process that should exit at once; not a speed assertion
 # uvicorn finishes its graceful shutdown and then re-raises the signal it was stopped with

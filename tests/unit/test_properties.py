@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from statebridge.api.stateless.calculate import OPERATIONS, check_values, compute
 from statebridge.envelope import ApiError
 from statebridge.stores.carts.repository import CartItem, cart_total
+from tests.support.envelope import success_data
 from tests.support.servers import Server
-from tests.support.shapes import success_data
 
 HTTP_SETTINGS = settings(
     max_examples=50,

@@ -48,6 +48,12 @@ class Outcome:
         }
 
 
+async def walk(checker: Checker) -> None:
+    """Every row of the table, in order: the same rows on every run, whatever the answers."""
+    await stateless_rows(checker)
+    await stateful_rows(checker)
+
+
 async def run_check(
     url: str | None, stateless_url: str | None = None, stateful_url: str | None = None
 ) -> Outcome:
@@ -56,8 +62,7 @@ async def run_check(
         stateless = stateless_url or await locate(url or "", "stateless", http)
         stateful = stateful_url or await locate(url or "", "stateful", http)
         checker = Checker(http, stateless.rstrip("/"), stateful.rstrip("/"))
-        await stateless_rows(checker)
-        await stateful_rows(checker)
+        await walk(checker)
         return Outcome(checker.bases["stateless"], checker.bases["stateful"], checker.rows)
 
 

@@ -285,14 +285,18 @@ async def profile_rows(check: Checker, sid: str | None, original: Any) -> None:
         data={"session": {**c.SESSION["session"], "data": {"lastPreferencesUpdate": TIME}}},
         session=sid,
     )
-    if isinstance(original, dict):
-        await row(
-            side,
-            f"put {USER}'s preferences back",
-            "PUT",
-            "/profile/preferences",
-            status=200,
-            message="Preferences updated",
-            body={"preferences": original},
-            session=sid,
-        )
+    title = f"put {USER}'s preferences back"
+    if not isinstance(original, dict):  # a row all the same: the table is the same every run
+        unread = Reply(failure=f"{USER}'s preferences could not be read before the walk")
+        check.judge(side, title, "PUT /profile/preferences", unread, 200)
+        return
+    await row(
+        side,
+        title,
+        "PUT",
+        "/profile/preferences",
+        status=200,
+        message="Preferences updated",
+        body={"preferences": original},
+        session=sid,
+    )

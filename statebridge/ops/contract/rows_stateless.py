@@ -52,6 +52,7 @@ async def stateless_rows(check: Checker) -> None:
         message="Stateless server information",
         data={**c.STATELESS_INFO, "clientId": "statebridge-check"},
         headers={"Client-ID": "statebridge-check"},
+        extra=lambda reply: need(reply.data["randomValue"] < 1, "randomValue is not below 1"),
     )
     before = first.data.get("requestCount", 0)
     await row(
@@ -67,15 +68,19 @@ async def stateless_rows(check: Checker) -> None:
             f"requestCount did not grow: {before} then {reply.data['requestCount']}",
         ),
     )
-    for operation, values, result in [
-        ("add", [1, 2, 3, 4, 5], 15),
-        ("subtract", [10, 3, 2], 5),
-        ("multiply", [2, 3, 4], 24),
-        ("average", [1, 2, 3, 4], 2.5),
+    for title, operation, values, result in [
+        ("", "add", [1, 2, 3, 4, 5], 15),
+        ("", "subtract", [10, 3, 2], 5),
+        ("", "multiply", [2, 3, 4], 24),
+        ("", "average", [1, 2, 3, 4], 2.5),
+        (": floats as JavaScript adds them", "add", [0.1, 0.2], 0.30000000000000004),
+        (": one value", "subtract", [5], 5),
+        (": negative and fraction", "multiply", [-2, 0.5], -1),
+        (": five values", "average", [10, 20, 30, 40, 50], 30),
     ]:
         await row(
             side,
-            f"calculate {operation}",
+            f"calculate {operation}{title}",
             "POST",
             "/calculate",
             status=200,
@@ -198,7 +203,7 @@ async def stateless_rows(check: Checker) -> None:
         f"/users/{USER}",
         status=200,
         message="User found",
-        data={**c.USER_FOUND, "user": {**c.USER, "id": USER}},
+        data={**c.USER_FOUND, "user": {**c.USER, "id": USER, "email": "user1@example.com"}},
     )
     await row(
         side,

@@ -8,16 +8,22 @@ A template is matched against a decoded JSON value:
 - anything else: the value must be equal (and of the same JSON type: `1` is not `true`).
 
 `problems(template, value)` lists every mismatch, one readable line each.
+
+`shape_diff(expected, actual)` compares two real documents instead (a recorded Phase 1
+answer and a statebridge one): ids, timestamps and random numbers differ between them,
+their keys and JSON types must not.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 JS_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+JS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def json_type(value: Any) -> str:
@@ -75,8 +81,24 @@ def _integer(value: Any, path: str) -> list[str]:
     return [f"{path}: expected an integer, got {short(value)}"]
 
 
+def is_js_time(value: Any) -> bool:
+    """`Date.prototype.toISOString()` form, and a real moment (not 2026-13-45)."""
+    if not isinstance(value, str) or not JS_TIME.match(value):
+        return False
+    try:
+        datetime.strptime(value, JS_TIME_FORMAT)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_js_time(value: str) -> datetime:
+    """A `toISOString()` time as an aware UTC datetime."""
+    return datetime.strptime(value, JS_TIME_FORMAT).replace(tzinfo=UTC)
+
+
 def _time(value: Any, path: str) -> list[str]:
-    if isinstance(value, str) and JS_TIME.match(value):
+    if is_js_time(value):
         return []
     return [f"{path}: expected a time like 2026-01-31T12:00:00.000Z, got {short(value)}"]
 
@@ -128,7 +150,9 @@ def between(low: float, high: float) -> Kind:
     """A number from `low` to `high`, both included."""
 
     def check(value: Any, path: str) -> list[str]:
-        if json_type(value) == "number" and low <= value <= high:
+        if json_type(value) != "number":
+            return NUMBER.check(value, path)
+        if low <= value <= high:
             return []
         return [f"{path}: expected a number in {low}..{high}, got {short(value)}"]
 
@@ -159,3 +183,38 @@ def problems(template: Any, value: Any, path: str = "$") -> list[str]:
     if json_type(template) != json_type(value) or template != value:
         return [f"{path}: expected {short(template)}, got {short(value)}"]
     return []
+
+
+def shape_diff(
+    expected: Any,
+    actual: Any,
+    path: str = "$",
+    loose_lengths: Collection[str] = (),
+) -> list[str]:
+    """Differences in keys and JSON types between two real documents.
+
+    Extra keys in `actual` are allowed (adding keys is compatible); missing ones are not.
+    Arrays are compared element by element and must have the same length, except at the
+    paths in `loose_lengths` (random-length content), where every element of `actual` is
+    compared with the first element of `expected`.
+    """
+    expected_type, actual_type = json_type(expected), json_type(actual)
+    if expected_type != actual_type:
+        return [f"{path}: expected {expected_type}, got {actual_type} {short(actual)}"]
+    found: list[str] = []
+    if isinstance(expected, dict):
+        for key, value in expected.items():
+            if key not in actual:
+                found.append(f"{path}.{key}: missing")
+            else:
+                found += shape_diff(value, actual[key], f"{path}.{key}", loose_lengths)
+    elif isinstance(expected, list):
+        if len(expected) == len(actual):
+            for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
+                found += shape_diff(left, right, f"{path}[{index}]", loose_lengths)
+        elif path in loose_lengths and expected:
+            for index, right in enumerate(actual):
+                found += shape_diff(expected[0], right, f"{path}[{index}]", loose_lengths)
+        else:
+            found.append(f"{path}: expected {len(expected)} elements, got {len(actual)}")
+    return found

@@ -31,12 +31,13 @@ WORKFLOW_ID = matching(r"^workflow_\d+$")
 WORKFLOW_STEPS = ["started", "data_collected", "processing", "completed"]
 
 MEMORY: dict[str, Any] = {
-    "rss": NUMBER,
-    "heapTotal": NUMBER,
-    "heapUsed": NUMBER,
-    "external": NUMBER,
-    "arrayBuffers": NUMBER,
+    "rss": INTEGER,
+    "heapTotal": INTEGER,
+    "heapUsed": INTEGER,
+    "external": INTEGER,
+    "arrayBuffers": INTEGER,
 }
+UPTIME = between(0, 10**9)
 USER: dict[str, Any] = {"id": STRING, "name": STRING, "email": STRING, "preferences": OBJECT}
 PRODUCT: dict[str, Any] = {"id": STRING, "name": STRING, "price": NUMBER, "category": STRING}
 CART_ITEM: dict[str, Any] = {
@@ -51,7 +52,7 @@ STATELESS_HEALTH: dict[str, Any] = {
     "status": "healthy",
     "service": "Stateless Server",
     "timestamp": TIME,
-    "uptime": NUMBER,
+    "uptime": UPTIME,
     "memory": MEMORY,
     "requestCount": INTEGER,
     "serverType": "stateless",
@@ -64,7 +65,7 @@ STATELESS_INFO: dict[str, Any] = {
     "clientId": STRING,
     "randomValue": between(0, 1),
     "message": "I have no memory of previous requests. Each request is independent.",
-    "note": STRING,
+    "note": "This is a stateless server - I don't remember you from previous requests.",
 }
 CALCULATION: dict[str, Any] = {
     "operation": STRING,
@@ -72,7 +73,7 @@ CALCULATION: dict[str, Any] = {
     "result": NUMBER,
     "processedAt": TIME,
     "clientContext": ANY,
-    "note": STRING,
+    "note": "Calculation complete. I won't remember this next time.",
 }
 RANDOM: dict[str, Any] = {
     "count": INTEGER,
@@ -87,7 +88,12 @@ USERS: dict[str, Any] = {
     "retrievedAt": TIME,
     "note": STRING,
 }
-USER_FOUND: dict[str, Any] = {"user": USER, "retrievedAt": TIME, "note": STRING}
+USER_FOUND: dict[str, Any] = {
+    "user": USER,
+    "retrievedAt": TIME,
+    "note": "User data retrieved. No authentication or session required - all data is in the "
+    "request.",
+}
 PRODUCTS: dict[str, Any] = {
     "products": array_of(PRODUCT),
     "count": INTEGER,
@@ -109,10 +115,10 @@ STATELESS_DEMONSTRATION: dict[str, Any] = {
     "explanation": array_of(STRING, length=6),
 }
 COMPARISON: dict[str, Any] = {
-    "comparison": STRING,
-    "statelessCharacteristics": array_of(STRING),
-    "statefulCharacteristics": array_of(STRING),
-    "whenToUseStateless": array_of(STRING),
+    "comparison": "Stateless vs Stateful",
+    "statelessCharacteristics": array_of(STRING, length=6),
+    "statefulCharacteristics": array_of(STRING, length=5),
+    "whenToUseStateless": array_of(STRING, length=5),
     "note": STRING,
 }
 
@@ -121,7 +127,7 @@ STATEFUL_HEALTH: dict[str, Any] = {
     "status": "healthy",
     "service": "Stateful Server",
     "timestamp": TIME,
-    "uptime": NUMBER,
+    "uptime": UPTIME,
     "memory": MEMORY,
     **SERVER_STATS,
     "serverType": "stateful",
@@ -134,7 +140,7 @@ STATEFUL_INFO: dict[str, Any] = {
     "sessionInfo": nullable(SESSION_INFO),
     "serverStats": SERVER_STATS,
     "message": "I remember you and maintain your state across requests!",
-    "note": STRING,
+    "note": "This is a stateful server - I track sessions, carts, and user preferences.",
 }
 SESSION_CREATED: dict[str, Any] = {
     "session": {"id": STRING, "userId": STRING, "createdAt": TIME, "expiresAt": TIME},
@@ -164,7 +170,11 @@ CART: dict[str, Any] = {
     "itemCount": INTEGER,
     "updatedAt": TIME,
 }
-CART_RETRIEVED: dict[str, Any] = {"cart": {**CART, "createdAt": TIME}, "note": STRING}
+CART_RETRIEVED: dict[str, Any] = {
+    "cart": {**CART, "createdAt": TIME},
+    "note": "Shopping cart retrieved. This is a stateful feature - the server remembers your "
+    "cart across requests.",
+}
 CART_ADDED: dict[str, Any] = {
     "cart": CART,
     "addedItem": {"productId": STRING, "quantity": INTEGER},
