@@ -15,6 +15,7 @@ from statebridge.cli import migrate as migrate_commands  # light: commands impor
 from statebridge.cli import remote  # light: commands import lazily
 from statebridge.cli.bench import bench as bench_command  # light: it imports lazily
 from statebridge.cli.deploy import deploy_app
+from statebridge.cli.faults import faults as faults_command  # light: it imports lazily
 from statebridge.cli.support import JSON_HELP, fail, load_settings, print_json
 from statebridge.errors import StartupError
 
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(migrate_commands.migrate_app, name="migrate")
 app.add_typer(deploy_app, name="deploy")
 app.command("bench")(bench_command)
+app.command("faults")(faults_command)
 PROG = "statebridge"
 COMPLETE_VAR = "_STATEBRIDGE_COMPLETE"
 if COMPLETE_VAR in os.environ:  # the shell asks for completions (see `statebridge completion`)
