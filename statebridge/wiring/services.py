@@ -23,8 +23,12 @@ from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
 from statebridge.db.identity import database_id
 from statebridge.errors import StartupError as StartupError
-from statebridge.stores.carts.repository import CartRepository
-from statebridge.stores.counters import Counters, RedisCounters, SqlCounters
+from statebridge.stores.carts.base import CartStore
+from statebridge.stores.carts.postgres import PostgresCartStore
+from statebridge.stores.carts.sqlite import SqliteCartStore
+from statebridge.stores.counters.base import Counters
+from statebridge.stores.counters.redis import RedisCounters
+from statebridge.stores.counters.sql import SqlCounters
 from statebridge.stores.sessions.base import Lifetime, SessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
 from statebridge.stores.sessions.sql import SqlSessionStore
@@ -39,7 +43,7 @@ class Services:
     engine: AsyncEngine
     catalog: Catalog
     sessions: SessionStore
-    carts: CartRepository
+    carts: CartStore
     counters: Counters
     instance_id: str
     redis: Redis | None = None
@@ -131,6 +135,13 @@ def connect_redis(url: str) -> Redis:
     )
 
 
+def cart_store(engine: AsyncEngine, catalog: CachedCatalog) -> CartStore:
+    """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy."""
+    if engine.dialect.name == "postgresql":
+        return PostgresCartStore(engine, catalog)
+    return SqliteCartStore(engine, catalog)
+
+
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
     engine = create_engine(settings.effective_database_url)
@@ -175,7 +186,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         engine=engine,
         catalog=catalog,
         sessions=sessions,
-        carts=CartRepository(engine, catalog),
+        carts=cart_store(engine, catalog),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from statebridge.api.stateless.calculate import OPERATIONS, check_values, compute
 from statebridge.envelope import ApiError
-from statebridge.stores.carts.repository import CartItem, cart_total
+from statebridge.stores.carts.base import CartItem, cart_total
 from tests.support.envelope import success_data
 from tests.support.servers import Server
 

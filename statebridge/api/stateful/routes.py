@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from statebridge.api import schemas
@@ -24,7 +23,7 @@ from statebridge.api.stateful.workflow import advance, start
 from statebridge.asgi.body import require_fields
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.observability import process
-from statebridge.stores.carts.repository import CartItem, cart_total
+from statebridge.stores.carts.base import CartItem, SessionGone, cart_total
 from statebridge.stores.sessions.base import Session
 from statebridge.timeutil import age_text, js_iso, js_now, utcnow
 
@@ -245,7 +244,7 @@ async def add_to_cart(request: Request, services: ServicesDep) -> Response:
         raise ApiError(400, f"Product {product_id[:100]} not found")
     try:
         items = await services.carts.add(session.id, product_id, quantity)
-    except IntegrityError:
+    except SessionGone:
         raise ApiError(401, "Session not found or expired") from None
     data = {
         "cart": cart_view(session, items),

@@ -30,7 +30,7 @@ from statebridge.db.tables import counters, products, sessions, shopping_carts, 
 from statebridge.ops.archive import live
 from statebridge.ops.migrate.database import MigrateError, open_engine, require_schema
 from statebridge.ops.migrate.progress import Advance, Bars
-from statebridge.stores.carts.repository import CartItem, cart_total
+from statebridge.stores.carts.base import CartItem, cart_total
 from statebridge.stores.sessions.base import Session
 from statebridge.timeutil import js_iso
 from statebridge.wording import counted

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from statebridge.stores.unavailable import StoreUnavailable as StoreUnavailable
 from statebridge.timeutil import js_iso
 
 SESSION_ID = re.compile(
@@ -61,10 +62,6 @@ class Lifetime:
     def next_expiry(self, now: datetime, hard: datetime | None) -> datetime:
         sliding = now + self.idle
         return sliding if hard is None else min(sliding, hard)
-
-
-class StoreUnavailable(Exception):
-    """The session store cannot be reached; routes answer 503, never 500."""
 
 
 class SessionStore(Protocol):

@@ -1,43 +1,15 @@
-"""Server-wide counters (Phase 1's requestCount), shared by every instance."""
+"""Counters in Redis (`INCRBY counter:{name}`), shared by every instance, with the
+database's counter answering while Redis is unreachable."""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Protocol
 
-import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from statebridge.db.tables import counters
 from statebridge.stores.batching import Coalescer
-
-
-class Counters(Protocol):
-    async def incr(self, name: str) -> int: ...
-    async def get(self, name: str) -> int: ...
-
-
-class SqlCounters:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
-
-    async def incr(self, name: str) -> int:
-        insert = self._insert(counters).values(name=name, value=1)
-        statement = insert.on_conflict_do_update(
-            index_elements=[counters.c.name], set_={"value": counters.c.value + 1}
-        ).returning(counters.c.value)
-        async with self.engine.begin() as conn:
-            return int((await conn.execute(statement)).scalar_one())
-
-    async def get(self, name: str) -> int:
-        async with self.engine.connect() as conn:
-            query = sa.select(counters.c.value).where(counters.c.name == name)
-            value = (await conn.execute(query)).scalar_one_or_none()
-            return int(value or 0)
+from statebridge.stores.counters.base import Counters
 
 
 class RedisCounters:
