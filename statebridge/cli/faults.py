@@ -26,6 +26,9 @@ def faults(
     stall: Annotated[
         float, typer.Option(min=0.5, help="Seconds a stalled Redis (SIGSTOP) stays stopped")
     ] = 10.0,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the private stack's folder (data and instance logs)")
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table")
     ] = False,
@@ -48,7 +51,7 @@ def faults(
         print(line, file=sys.stderr, flush=True)
 
     try:
-        report = run(chosen, repeat, instances, sessions, stall, progress=progress)
+        report = run(chosen, repeat, instances, sessions, stall, progress=progress, keep=keep)
     except MissingServer as exc:
         fail(str(exc))
     if json_output:

@@ -20,6 +20,7 @@ class Ledger:
     wrong_401: int = 0
     server_errors: int = 0
     failures: list[float] = field(default_factory=list)  # monotonic times of failed requests
+    samples: list[str] = field(default_factory=list)  # the first 5xx answers, as seen
 
 
 async def new_sessions(url: str, count: int) -> list[str]:
@@ -64,6 +65,8 @@ async def add_to_carts(
             else:
                 ledger.server_errors += 1
                 ledger.unanswered[session_id] += 1
+                if len(ledger.samples) < 5:
+                    ledger.samples.append(f"{status} {response.text[:300]}")
 
     limits = httpx.Limits(max_connections=len(sessions))
     async with httpx.AsyncClient(timeout=15, limits=limits) as client:

@@ -67,6 +67,7 @@ class Row:
     server_errors: int = 0
     wrong_401: int = 0
     max_recovery_seconds: float = 0.0
+    server_error_samples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +116,7 @@ async def one_run(stack: Stack, fault: str, sessions: int, before: float, after:
         server_errors=ledger.server_errors,
         wrong_401=ledger.wrong_401 + verdict.wrong_401,
         max_recovery_seconds=round(max(failed_after, default=0.0), 2),
+        server_error_samples=ledger.samples,
     )
 
 
@@ -126,6 +128,7 @@ def merge(total: Row, run: Row) -> None:
     total.server_errors += run.server_errors
     total.wrong_401 += run.wrong_401
     total.max_recovery_seconds = max(total.max_recovery_seconds, run.max_recovery_seconds)
+    total.server_error_samples = (total.server_error_samples + run.server_error_samples)[:5]
 
 
 def run(
@@ -137,6 +140,7 @@ def run(
     before: float = 2.0,
     after: float = 3.0,
     progress: Callable[[str], None] = lambda line: None,
+    keep: bool = False,
 ) -> Report:
     """Start the private stack, run every fault `repeat` times, remove the stack."""
     for fault in faults:
@@ -175,5 +179,9 @@ def run(
             instance.stop()
         redis.pause(resume=True)  # a stalled Redis would not stop
         redis.stop()
-        postgres.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+        postgres.stop("fast")
+        if keep:
+            progress(f"kept the private stack's files and the instances' logs in {root}")
+        else:
+            postgres.destroy()
+            shutil.rmtree(root, ignore_errors=True)

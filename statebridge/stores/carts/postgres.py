@@ -79,6 +79,9 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin or crash shutdown
     asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: too many connections
     asyncpg.InterfaceError,  # the connection or the pool closed under the call
+    # a connection the server cut off in the middle of a statement can be left in a state
+    # asyncpg cannot use again ("another operation is in progress"): it is closed, below
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -126,11 +129,20 @@ class PostgresCartStore(CartStore):
         """The one way to the database, and the one place its errors are translated."""
         try:
             pool = self._pool or await self._open()
-            return await pool.fetch(query, *args)  # type: ignore[no-any-return]
+            connection = await pool.acquire()
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"carts: {type(exc).__name__}: {exc}") from exc
+        try:
+            return await connection.fetch(query, *args)  # type: ignore[no-any-return]
         except asyncpg.ForeignKeyViolationError as exc:
             raise SessionGone(*args[:1]) from exc
         except UNREACHABLE as exc:
+            # never hand a connection that failed this way to the next caller: the pool
+            # opens a new one in its place
+            connection.terminate()
             raise StoreUnavailable(f"carts: {type(exc).__name__}: {exc}") from exc
+        finally:
+            await pool.release(connection)
 
     def start_read(self, session_id: str) -> Awaitable[list[Line]]:
         return self._reads.enqueue(session_id)
