@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.envelope import assert_envelope
+from tests.support.nginx import NGINX, Proxy, statebridge
 from tests.support.private_services import own_server
 from tests.support.servers import Server
 
@@ -176,11 +177,12 @@ def test_the_server_still_answers(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def proxy(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    nginx = pytest.importorskip("tests.test_nginx")  # skips when nginx is not installed
+    if NGINX is None:
+        pytest.skip("nginx is not installed (scripts/ci-install-nginx.sh installs it)")
     certs = tmp_path_factory.mktemp("protocol-certs")
-    done = nginx.statebridge("deploy", "certs", str(certs))
+    done = statebridge("deploy", "certs", str(certs))
     assert done.returncode == 0, done.stderr
-    running = nginx.Proxy(
+    running = Proxy(
         prefix=tmp_path_factory.mktemp("protocol-nginx"),
         upstreams=[f"127.0.0.1:{server.port}"],
         certs=Path(certs),

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.recordings import ROOT
 from tests.support.servers import Server
 
-ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "demo.png"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -24,7 +24,8 @@ from tests.support.servers import Server, clean_env, free_port
 
 pytestmark = pytest.mark.nginx
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.recordings import ROOT  # noqa: E402
+
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 COMPOSE = shutil.which("docker-compose")
 PROD_ENV = {"POSTGRES_USER": "sb_user", "POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "r-s3"}

@@ -33,3 +33,13 @@ def test_the_test_folders_are_in_the_readme() -> None:
     assert folders == ["api", "support", "system", "unit"]
     for folder in folders:
         assert f"  {folder}/ " in text
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in conftest.py, shared helpers in tests/support/."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\btests(\.\w+)*\.test_\w+", line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
