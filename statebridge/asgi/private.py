@@ -6,6 +6,9 @@ leans on Granian internals: `granian._granian.SocketHolder` and the attributes t
 `embed.Server._init_shared_socket` sets (`_shd`, `_sfd`, `_ssp`). pyproject.toml bounds
 Granian to a tested range, and tests/unit/test_private_apis.py fails loudly when an upgrade
 changes any of them.
+
+Typer has no public name for its shell-completion classes and scripts either; the command
+line's `completion` uses them through the two functions at the end.
 """
 
 from __future__ import annotations
@@ -39,3 +42,18 @@ def granian_bound_server_class() -> Any:
             self._ssp = None
 
     return BoundServer
+
+
+def typer_completion_init() -> None:
+    """Register Typer's completion classes with Click (what `add_completion` would do)."""
+    from typer._completion_classes import completion_init
+
+    completion_init()
+
+
+def typer_completion_script(prog_name: str, complete_var: str, shell: str) -> str:
+    """The script a shell sources to complete `prog_name`."""
+    from typer._completion_shared import get_completion_script
+
+    typer_completion_init()
+    return get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell)

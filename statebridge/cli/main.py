@@ -38,9 +38,9 @@ app.command("faults")(faults_command)
 PROG = "statebridge"
 COMPLETE_VAR = "_STATEBRIDGE_COMPLETE"
 if COMPLETE_VAR in os.environ:  # the shell asks for completions (see `statebridge completion`)
-    from typer._completion_classes import completion_init  # typer has no public name for it
+    from statebridge.asgi.private import typer_completion_init
 
-    completion_init()
+    typer_completion_init()
 
 
 def show_version(value: bool) -> None:
@@ -83,11 +83,9 @@ def completion(shell: Annotated[Shell, typer.Argument(help="The shell to complet
     Load it in the running shell with `eval "$(statebridge completion bash)"` (zsh: the same
     with zsh; fish: `statebridge completion fish | source`), or add that line to the shell's
     startup file."""
-    from typer._completion_classes import completion_init
-    from typer._completion_shared import get_completion_script
+    from statebridge.asgi.private import typer_completion_script
 
-    completion_init()
-    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell.value))
+    typer.echo(typer_completion_script(PROG, COMPLETE_VAR, shell.value))
 
 
 @app.command()

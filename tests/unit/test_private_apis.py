@@ -38,3 +38,10 @@ def test_the_subclass_is_built_on_the_installed_granian() -> None:
     bound = granian_bound_server_class()
     assert issubclass(bound, embed.Server)
     assert bound._init_shared_socket is not embed.Server._init_shared_socket
+
+
+def test_typers_completion_internals_give_a_bash_script() -> None:
+    from statebridge.asgi.private import typer_completion_script
+
+    script = typer_completion_script("statebridge", "_STATEBRIDGE_COMPLETE", "bash")
+    assert "_STATEBRIDGE_COMPLETE" in script and "complete" in script
