@@ -31,7 +31,7 @@ from statebridge.stores.counters.redis import RedisCounters
 from statebridge.stores.counters.sql import SqlCounters
 from statebridge.stores.sessions.base import Lifetime, SessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
-from statebridge.stores.sessions.sql import SqlSessionStore
+from statebridge.stores.sessions.sql import sql_store
 from statebridge.wording import counted
 
 log = logging.getLogger("statebridge")
@@ -158,14 +158,14 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         sql_counters = SqlCounters(engine)
         counters: Counters = sql_counters
         if backend == "sql":
-            sessions: SessionStore = SqlSessionStore(engine, lifetime)
+            sessions: SessionStore = sql_store(engine, lifetime)
         elif backend == "redis":
             if not settings.redis_url:
                 raise StartupError("the redis session backend needs REDIS_URL")
             redis = connect_redis(settings.redis_url)
             refresh = timedelta(seconds=settings.session_db_refresh)
             store = RedisSessionStore(
-                redis, SqlSessionStore(engine, lifetime, grace=refresh), lifetime, refresh
+                redis, sql_store(engine, lifetime, grace=refresh), lifetime, refresh
             )
             await store.adopt_database(await database_id(engine))
             await store.warm()

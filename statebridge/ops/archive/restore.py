@@ -48,7 +48,7 @@ from statebridge.ops.migrate.progress import Advance, Bars
 from statebridge.ops.migrate.sources import open_binary
 from statebridge.stores.sessions.base import Lifetime
 from statebridge.stores.sessions.redis import DATABASE_ID, RedisSessionStore, drop_session_keys
-from statebridge.stores.sessions.sql import SqlSessionStore
+from statebridge.stores.sessions.sql import sql_store
 
 
 @dataclass
@@ -270,6 +270,6 @@ async def refill_redis(
         timedelta(seconds=settings.session_ttl), timedelta(seconds=settings.session_max_lifetime)
     )
     refresh = timedelta(seconds=settings.session_db_refresh)
-    store = RedisSessionStore(redis, SqlSessionStore(engine, lifetime, refresh), lifetime, refresh)
+    store = RedisSessionStore(redis, sql_store(engine, lifetime, refresh), lifetime, refresh)
     warmed = await store.warm()
     return f"Redis: dropped {stale} old session keys, cached {warmed} live sessions"

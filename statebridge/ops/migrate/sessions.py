@@ -146,7 +146,7 @@ class RedisTarget:
 
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         from statebridge.stores.sessions.redis import RedisSessionStore
-        from statebridge.stores.sessions.sql import SqlSessionStore
+        from statebridge.stores.sessions.sql import sql_store
         from statebridge.wiring.services import connect_redis
 
         lifetime = Lifetime(
@@ -155,9 +155,7 @@ class RedisTarget:
         )
         refresh = timedelta(seconds=settings.session_db_refresh)
         self.redis = connect_redis(settings.redis_url)
-        self.store = RedisSessionStore(
-            self.redis, SqlSessionStore(engine, lifetime), lifetime, refresh
-        )
+        self.store = RedisSessionStore(self.redis, sql_store(engine, lifetime), lifetime, refresh)
 
     async def check(self) -> None:
         from redis.exceptions import RedisError

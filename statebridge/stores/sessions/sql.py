@@ -68,7 +68,8 @@ REFRESH = (
 
 
 class SqlSessionStore:
-    """Every verb is one atomic statement (PostgreSQL) or one IMMEDIATE transaction (SQLite).
+    """Every verb is one atomic statement (PostgreSQL) or one IMMEDIATE transaction (SQLite);
+    what differs between the two is in the subclasses below, chosen once by `sql_store`.
 
     `grace` widens what counts as live: in front of Redis the row's expires_at is refreshed
     lazily, so it may lag the true expiry by up to that much.
@@ -80,7 +81,6 @@ class SqlSessionStore:
         self.engine = engine
         self.lifetime = lifetime
         self.grace = grace
-        self.postgres = engine.dialect.name == "postgresql"
 
     def _expiry(self, now: datetime) -> sa.ColumnElement[Any]:
         sliding = now + self.lifetime.idle
@@ -144,17 +144,11 @@ class SqlSessionStore:
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
         now = utcnow()
         async with begin_immediate(self.engine) as conn:
-            if self.postgres:
-                merged = sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
-                return await self._touch_returning(
-                    conn, session_id, now, data=merged, version=sessions.c.version + 1
-                )
-            # SQLite: the transaction began IMMEDIATE, so this read-merge-write is serialised
-            current = await self._read_data(conn, session_id, now)
-            if current is None:
+            merged = await self._merged(conn, session_id, now, patch)
+            if merged is None:
                 return None
             return await self._touch_returning(
-                conn, session_id, now, data={**current, **patch}, version=sessions.c.version + 1
+                conn, session_id, now, data=merged, version=sessions.c.version + 1
             )
 
     async def increment(
@@ -162,24 +156,31 @@ class SqlSessionStore:
     ) -> tuple[Session, int] | None:
         now = utcnow()
         async with begin_immediate(self.engine) as conn:
-            if self.postgres:
-                merged = INCREMENT.bindparams(
-                    sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key
-                )
-                session = await self._touch_returning(
-                    conn, session_id, now, data=merged, version=sessions.c.version + 1
-                )
-            else:
-                existing = await self._read_data(conn, session_id, now)
-                if existing is None:
-                    return None
-                merged_data = {**existing, **patch, key: bump(existing.get(key))}
-                session = await self._touch_returning(
-                    conn, session_id, now, data=merged_data, version=sessions.c.version + 1
-                )
+            merged = await self._incremented(conn, session_id, now, key, patch)
+            if merged is None:
+                return None
+            session = await self._touch_returning(
+                conn, session_id, now, data=merged, version=sessions.c.version + 1
+            )
         if session is None:
             return None
         return session, int(session.data[key])
+
+    async def _merged(
+        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
+    ) -> Any:
+        """The session's new `data` (`data || patch`), or None when it is not live."""
+        raise NotImplementedError
+
+    async def _incremented(
+        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
+    ) -> Any:
+        """The new `data` with `key` counted up by one, or None when it is not live."""
+        raise NotImplementedError
+
+    async def _may_sweep(self, conn: AsyncConnection) -> bool:
+        """Whether this instance sweeps now."""
+        return True
 
     async def _read_data(
         self, conn: AsyncConnection, session_id: str, now: datetime
@@ -231,14 +232,59 @@ class SqlSessionStore:
         now = utcnow()
         expired = sa.or_(sessions.c.expires_at < now - self.grace, sessions.c.max_expires_at < now)
         async with self.engine.begin() as conn:
-            if self.postgres:
-                locked = await conn.execute(
-                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}
-                )
-                if not locked.scalar_one():
-                    return 0
+            if not await self._may_sweep(conn):
+                return 0
             result = await conn.execute(sa.delete(sessions).where(expired))
             return int(result.rowcount or 0)
 
     async def close(self) -> None:
         return None
+
+
+class PostgresSessionStore(SqlSessionStore):
+    """PostgreSQL: merges and counts inside the UPDATE (jsonb), so each write is one
+    statement whatever runs beside it; one instance sweeps at a time (an advisory lock)."""
+
+    async def _merged(
+        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
+    ) -> Any:
+        return sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
+
+    async def _incremented(
+        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
+    ) -> Any:
+        return INCREMENT.bindparams(sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key)
+
+    async def _may_sweep(self, conn: AsyncConnection) -> bool:
+        locked = await conn.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}
+        )
+        return bool(locked.scalar_one())
+
+
+class SqliteSessionStore(SqlSessionStore):
+    """SQLite: the write transaction begins IMMEDIATE, so reading, merging in Python and
+    writing back is serialised against every other writer of the file."""
+
+    async def _merged(
+        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
+    ) -> Any:
+        current = await self._read_data(conn, session_id, now)
+        return None if current is None else {**current, **patch}
+
+    async def _incremented(
+        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
+    ) -> Any:
+        existing = await self._read_data(conn, session_id, now)
+        if existing is None:
+            return None
+        return {**existing, **patch, key: bump(existing.get(key))}
+
+
+def sql_store(
+    engine: AsyncEngine, lifetime: Lifetime, grace: timedelta = timedelta(0)
+) -> SqlSessionStore:
+    """The SQL session store for this engine's database."""
+    if engine.dialect.name == "postgresql":
+        return PostgresSessionStore(engine, lifetime, grace)
+    return SqliteSessionStore(engine, lifetime, grace)
