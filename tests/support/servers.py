@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,28 +15,9 @@ import httpx
 CLEAN_PREFIXES = ("STATEBRIDGE_", "DATABASE_URL", "REDIS_URL", "DEBUG")
 
 
-# Below the kernel's ephemeral range (32768-60999 by default), so that no outgoing
-# connection (to PostgreSQL, Redis, a test client) can take a port between the moment it
-# is picked here and the moment a server binds it.
-PORT_RANGE = (20000, 32000)
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port that binds now, never handed out twice in this test run."""
-    rng = random.Random()
-    for _ in range(1000):
-        port = rng.randrange(*PORT_RANGE)
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free loopback port in {PORT_RANGE}")
+# One registry of ports for the tests and the fault tools: below the kernel's ephemeral
+# range, never handed out twice (statebridge/ops/faults/servers.py).
+from statebridge.ops.faults.servers import free_port  # noqa: E402
 
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:

@@ -121,6 +121,7 @@ class PrivatePostgres:
     directory: Path
     port: int = field(default_factory=free_port)
     bin_dir: Path | None = None
+    settings: str = "-c max_connections=200"  # more `-c name=value` for the server
 
     @property
     def data(self) -> Path:
@@ -152,8 +153,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
-            "-c max_connections=200"
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} {self.settings}"
         )
         log = str(self.directory / "postgres.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log,
