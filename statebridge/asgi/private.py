@@ -7,6 +7,12 @@ leans on Granian internals: `granian._granian.SocketHolder` and the attributes t
 Granian to a tested range, and tests/unit/test_private_apis.py fails loudly when an upgrade
 changes any of them.
 
+uvicorn's HTTP protocol answers a request its parser refuses (a malformed request line,
+header or chunk) with a plain-text 400 written straight to the socket, before and outside
+the app. `uvicorn_envelope_protocol` subclasses that protocol so the 400 carries the error
+envelope every other answer has; it overrides `send_400_response` and reads
+`server_state.default_headers` and `transport`, which the upgrade test checks.
+
 Typer has no public name for its shell-completion classes and scripts either; the command
 line's `completion` uses them through the two functions at the end.
 """
@@ -16,6 +22,10 @@ from __future__ import annotations
 import os
 import socket
 from typing import Any
+
+import orjson
+
+from statebridge.envelope import error_body
 
 # what the subclass below overrides or sets, checked by the upgrade test
 GRANIAN_SERVER_INTERNALS = ("_init_shared_socket", "_shd", "_sfd", "_ssp")
@@ -42,6 +52,55 @@ def granian_bound_server_class() -> Any:
             self._ssp = None
 
     return BoundServer
+
+
+# what the uvicorn subclass overrides or reads, checked by the upgrade test
+UVICORN_PROTOCOL_INTERNALS = (
+    "send_400_response",
+    "server_state",
+    "transport",
+    "on_headers_complete",
+)
+
+
+def malformed_request_body(in_body: bool) -> bytes:
+    """The envelope of a request whose HTTP framing cannot be parsed."""
+    if in_body:
+        field, detail = "body", "The body ended early or its chunked framing is invalid"
+    else:
+        field, detail = "request", "The request line or a header is not valid HTTP/1.1"
+    return orjson.dumps(error_body("Malformed HTTP request", [{"field": field, "message": detail}]))
+
+
+def uvicorn_envelope_protocol(headers: list[tuple[bytes, bytes]]) -> Any:
+    """uvicorn's httptools protocol, its parser's 400 answered in the error envelope with
+    `headers` (the security headers and X-Instance-ID the app would send)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    base: Any = HttpToolsProtocol
+
+    class EnvelopeProtocol(base):  # type: ignore[misc]
+        in_body = False
+
+        def on_message_begin(self) -> None:
+            self.in_body = False
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self.in_body = True
+            super().on_headers_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            body = malformed_request_body(self.in_body)
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            for name, value in [*self.server_state.default_headers, *headers]:
+                head.append(name + b": " + value + b"\r\n")
+            head.append(b"content-type: application/json; charset=utf-8\r\n")
+            head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+            self.transport.write(b"".join(head) + body)
+            self.transport.close()
+
+    return EnvelopeProtocol
 
 
 def typer_completion_init() -> None:

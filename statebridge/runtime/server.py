@@ -25,6 +25,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from statebridge.api.app import Face, build_front
+from statebridge.asgi.private import uvicorn_envelope_protocol
 from statebridge.config import Settings
 from statebridge.observability import process
 from statebridge.observability.logs import configure as configure_logging
@@ -130,6 +131,8 @@ async def serve_worker(settings: Settings, listeners: list[Listener], migrate: b
             # closes first and never reuses a connection the app is closing
             timeout_keep_alive=UPSTREAM_IDLE_SECONDS,
             lifespan="on",
+            # its parser's 400s in the envelope too, with the headers the app sends
+            http=uvicorn_envelope_protocol(front.extra),
         )
         server = uvicorn.Server(config)
         log.info("statebridge %s ready: %s", services.instance_id, describe(settings, listeners))

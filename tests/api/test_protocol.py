@@ -3,9 +3,10 @@ chunk size is not a number, is negative or overflows, whose data is shorter than
 or that is cut off mid-body. The client gets a 400, never a 5xx; the app logs no error.
 
 Who answers depends on the layer: Granian hands the app a body that ends as if the client
-had gone, and the app's body reader answers 400 in the envelope; uvicorn's parser answers
-400 itself before the app reads anything; nginx reads the whole body before passing it on,
-so it answers 400 and the app never sees the request.
+had gone, and the app's body reader answers 400 in the envelope; uvicorn's parser refuses
+the chunk itself, and statebridge's subclass of its protocol answers in the envelope too;
+nginx reads the whole body before passing it on, so it answers 400 (in the envelope, from
+the project's config) and the app never sees the request.
 """
 
 from __future__ import annotations
@@ -108,13 +109,10 @@ def errors_logged(text: str) -> list[str]:
 
 
 def assert_clean_400(server: Server, response: httpx.Response) -> None:
-    """A 400: the envelope when the app answered; uvicorn's own when its parser refused."""
-    assert response.status_code == 400, response.text[:500]
-    if response.headers.get("x-instance-id") or http_server(server) == "granian":
-        body = assert_envelope(response, 400)
-        assert body["errors"][0]["field"] == "body", body
-    else:
-        assert response.text == "Invalid HTTP request received.", response.text[:500]
+    """A 400 in the envelope naming the body, whoever refused it (the app or the parser)."""
+    body = assert_envelope(response, 400)
+    assert body["errors"][0]["field"] == "body", (http_server(server), body)
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 # -- direct -----------------------------------------------------------------------------------
@@ -203,6 +201,10 @@ def test_nginx_answers_a_malformed_chunk_with_400(
     response = send_raw(port, chunked_head("/calculate", request_id) + chunks)
     assert response.status_code == 400, response.text[:500]
     assert response.headers.get("server") == "nginx"  # refused before the app was asked
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert (body["status"], body["message"]) == ("error", "Malformed HTTP request"), body
+    assert body["errors"][0]["field"] == "body" and body["timestamp"], body
     assert access_status(server, request_id, timeout=0.5) is None
     assert not errors_logged(server.log()[before:])
 

@@ -45,3 +45,17 @@ def test_typers_completion_internals_give_a_bash_script() -> None:
 
     script = typer_completion_script("statebridge", "_STATEBRIDGE_COMPLETE", "bash")
     assert "_STATEBRIDGE_COMPLETE" in script and "complete" in script
+
+
+def test_uvicorns_protocol_still_has_what_the_subclass_overrides() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from statebridge.asgi.private import UVICORN_PROTOCOL_INTERNALS, uvicorn_envelope_protocol
+
+    source = inspect.getsource(HttpToolsProtocol)
+    missing = [name for name in UVICORN_PROTOCOL_INTERNALS if name not in source]
+    assert missing == []
+    assert "self.send_400_response(" in source  # the parser's refusal still goes through it
+    envelope = uvicorn_envelope_protocol([(b"x-instance-id", b"test")])
+    assert issubclass(envelope, HttpToolsProtocol)
+    assert envelope.send_400_response is not HttpToolsProtocol.send_400_response
