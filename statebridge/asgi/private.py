@@ -87,8 +87,10 @@ def uvicorn_envelope_protocol(headers: list[tuple[bytes, bytes]]) -> Any:
             super().on_message_begin()
 
         def on_headers_complete(self) -> None:
-            self.in_body = True
+            # the body starts only once the head is taken: a URL uvicorn cannot parse
+            # (httptools refuses one of 64 KiB or more) fails in here, in the request line
             super().on_headers_complete()
+            self.in_body = True
 
         def send_400_response(self, msg: str) -> None:
             body = malformed_request_body(self.in_body)
