@@ -42,12 +42,35 @@ def bench(
     connections: Annotated[int, typer.Option(min=1, help="Concurrent connections")] = 50,
     threads: Annotated[int, typer.Option(min=1, help="wrk threads")] = 1,
     rounds: Annotated[int, typer.Option(min=1, help="Runs per scenario and server")] = 1,
-    sessions: Annotated[int, typer.Option(min=1, help="Live sessions in the stateful mix")] = 50,
+    sessions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Live sessions for the stateful cases, created first (concurrently) on each "
+            "server and taken in turn by the requests",
+        ),
+    ] = 50,
+    cases: Annotated[
+        str | None,
+        typer.Option(
+            help="What to run: `all` (every route of both APIs, then the session lifecycle) "
+            "or case names and globs, comma-separated (e.g. 'stateful *,session lifecycle') "
+            "[default: the GETs of --endpoints, then the stateful mix]"
+        ),
+    ] = None,
     endpoints: Annotated[
-        str, typer.Option(help="Stateless GETs, comma-separated")
-    ] = "/health,/info,/users,/products",
+        str | None,
+        typer.Option(
+            help="Without --cases: stateless GETs, comma-separated "
+            "[default: /health,/info,/users,/products]"
+        ),
+    ] = None,
     stateful: Annotated[
-        bool, typer.Option("--stateful/--no-stateful", help="Run the stateful mix")
+        bool,
+        typer.Option(
+            "--stateful/--no-stateful",
+            help="Run the stateful mix (with --cases: the stateful cases)",
+        ),
     ] = True,
     engine: Annotated[Engine, typer.Option(help="Load generator")] = Engine.auto,
     soak: Annotated[
@@ -95,9 +118,11 @@ def bench(
 
     Phase 1 has two ports: give both, e.g. `--url http://127.0.0.1:3001 --stateful-url
     http://127.0.0.1:3002 --baseline http://127.0.0.1:4001 --baseline-stateful-url
-    http://127.0.0.1:4002`. The stateful mix creates its sessions first (POST /session).
-    Load goes only where you point it: use loopback or your own hosts.
+    http://127.0.0.1:4002`. `--cases all` runs every route of both APIs and the session
+    lifecycle; the stateful cases' sessions are created first (POST /session). Load goes
+    only where you point it: use loopback or your own hosts.
     """
+    from statebridge.ops.bench.cases import DEFAULT_ENDPOINTS, select
     from statebridge.ops.bench.model import Target
     from statebridge.ops.bench.report import memory_table, save_chart, save_json, table
     from statebridge.ops.bench.run import Options, benchmark
@@ -129,6 +154,19 @@ def bench(
         raise typer.BadParameter("--name and --baseline-name must differ")
     if disk is not None:
         disk = check_disk(disk)
+    if cases is not None and endpoints is not None:
+        raise typer.BadParameter("give --cases or --endpoints, not both")
+    chosen = None
+    if cases is not None:
+        try:
+            chosen = tuple(select(cases))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cases") from None
+    paths: tuple[str, ...] = DEFAULT_ENDPOINTS
+    if endpoints is not None:
+        paths = tuple(
+            "/" + part.strip().lstrip("/") for part in endpoints.split(",") if part.strip()
+        )
     options = Options(
         seconds=duration,
         warmup=warmup,
@@ -136,10 +174,9 @@ def bench(
         threads=threads,
         rounds=rounds,
         sessions=sessions,
-        endpoints=tuple(
-            "/" + part.strip().lstrip("/") for part in endpoints.split(",") if part.strip()
-        ),
+        endpoints=paths,
         stateful=stateful,
+        cases=chosen,
         engine=engine.value,
         timeout=timeout,
         insecure=insecure,

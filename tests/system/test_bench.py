@@ -27,14 +27,23 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Another statebridge, as the baseline (Phase 1's place)."""
+    server = Server(env={}, data_dir=tmp_path_factory.mktemp("baseline")).start()
+    yield server
+    server.stop()
+
+
 def bench(server: Server, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    chosen = [] if "--cases" in extra else ["--endpoints", "/health,/users"]
     command = [
         sys.executable, "-m", "statebridge", "bench",
         "--url", server.stateless_url,
         "--stateful-url", server.stateful_url,
         "--duration", "1", "--warmup", "0",
         "--connections", "4", "--sessions", "3",
-        "--endpoints", "/health,/users",
+        *chosen,
         "--json", str(out),
         *extra,
     ]  # fmt: skip
@@ -93,6 +102,71 @@ def test_bench_against_a_baseline_writes_json_and_a_table(
     assert "| CPU µs/req | machine busy |" in done.stdout
     assert "| GET /users | statebridge |" in done.stdout
     assert "| mix: POST /cart/add + GET /cart | statebridge |" in done.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "wrk"])
+def test_every_case_runs_clean_against_a_second_statebridge(
+    target: Server, second: Server, tmp_path: Path, engine: str
+) -> None:
+    """`--cases all`: every route of both APIs and the session lifecycle, each answered 2xx
+    on both servers, in one table with the lowest ratio first."""
+    from statebridge.ops.bench.cases import select
+
+    if engine == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (scripts/ci-install-bench.sh installs it)")
+    catalog = httpx.get(f"{target.stateless_url}/users", timeout=10).json()["data"]["users"]
+    out = tmp_path / "bench.json"
+    done = bench(
+        target,
+        out,
+        "--cases", "all",
+        "--engine", engine,
+        "--baseline", second.stateless_url,
+        "--baseline-stateful-url", second.stateful_url,
+        "--baseline-name", "second",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    names = [case.name for case in select("all")]
+    assert report["options"]["cases"] == names
+    assert [row["scenario"] for row in report["summary"]] == names
+    assert len(report["results"]) == 2 * len(names)
+    for row in report["summary"]:
+        for server in ("statebridge", "second"):
+            assert_clean(row[server], f"{row['scenario']} {server}")
+        assert row["ratio"] > 0
+    by_name = {row["scenario"]: row for row in report["summary"]}
+    for name, unit in (
+        ("session lifecycle", "lifecycles"),
+        ("stateful DELETE /session", "sessions"),
+    ):
+        for server in ("statebridge", "second"):
+            flows = by_name[name][server]
+            assert flows["flows"] > 0 and flows["flow_unit"] == unit, flows
+            assert flows["engine"] == "python"
+    # the table: every case, side by side, the lowest ratio first
+    lines = done.stdout.splitlines()
+    first_rows = [line for line in lines if line.startswith("| ") and "| statebridge |" in line]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in first_rows] == sorted(
+        names, key=lambda name: by_name[name]["ratio"]
+    )
+    ratios = [float(line.rstrip(" |").rsplit("| ", 1)[1].rstrip("x")) for line in first_rows]
+    assert ratios == sorted(ratios)
+    assert sum("| second |" in line for line in lines) == len(names)
+    assert any("lifecycles/s)" in line for line in first_rows)
+    # the preferences written were each user's own: the catalog is as it was
+    after = httpx.get(f"{target.stateless_url}/users", timeout=10).json()["data"]["users"]
+    assert [user["preferences"] for user in after] == [user["preferences"] for user in catalog]
+
+
+def test_cases_are_checked_before_any_load(tmp_path: Path) -> None:
+    server = Server(env={}, data_dir=tmp_path)  # never started: the check comes first
+    done = bench(server, tmp_path / "bench.json", "--cases", "GET /health,GET /nowhere")
+    assert done.returncode == 2
+    assert "no case matches 'GET /nowhere'" in done.stderr and "Traceback" not in done.stderr
+    both = bench(server, tmp_path / "bench.json", "--cases", "all", "--endpoints", "/health")
+    assert both.returncode == 2 and "give --cases or --endpoints, not both" in both.stderr
+    assert not (tmp_path / "bench.json").exists()
 
 
 def test_the_stateful_mix_really_fills_the_carts(target: Server, tmp_path: Path) -> None:

@@ -1,40 +1,30 @@
-"""What a benchmark run is made of: targets, scenarios and measured results."""
+"""What a benchmark run is made of: targets and measured results (cases.py: what is sent)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# the guide's performance test: each endpoint, then the stateful mix
-DEFAULT_ENDPOINTS = ("/health", "/info", "/users", "/products")
-MIX = "mix: POST /cart/add + GET /cart"
+from statebridge.ops.bench.cases import Face
 
 
 @dataclass
 class Target:
-    """One server under test: its stateless base URL and its stateful base URL."""
+    """One server under test: its base URLs, and what the cases' requests are made of."""
 
     name: str
     url: str
     stateful_url: str
     pids: tuple[int, ...] = ()  # when local: their CPU time (with children) is read from /proc
-    sessions: list[str] = field(default_factory=list)
+    # (session id, its user), created before the runs; when, as time.monotonic()
+    sessions: list[tuple[str, str]] = field(default_factory=list)
+    sessions_created: float = 0.0
+    users: list[str] = field(default_factory=list)
+    preferences: dict[str, str] = field(default_factory=dict)  # user id -> its JSON
     products: list[str] = field(default_factory=list)
 
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    path: str = ""  # a GET on the stateless URL; empty for the stateful mix
-
-    @property
-    def stateful(self) -> bool:
-        return not self.path
-
-
-def scenarios(endpoints: tuple[str, ...], stateful: bool) -> list[Scenario]:
-    found = [Scenario(f"GET {path}", path) for path in endpoints]
-    return [*found, Scenario(MIX)] if stateful else found
+    def url_of(self, face: Face) -> str:
+        return self.url if face == "stateless" else self.stateful_url
 
 
 @dataclass
@@ -46,7 +36,7 @@ class Result:
     round: int
     responses: int
     seconds: float
-    status_errors: int  # answers with status >= 400
+    status_errors: int  # answers with status >= 400 (in a flow: any status but 2xx)
     socket_errors: int  # connect/read/write errors and timeouts: no answer at all
     p50_ms: float
     p90_ms: float
@@ -56,6 +46,9 @@ class Result:
     machine_busy_percent: float | None = None  # of all CPUs, whoever used them
     cpu_by_pid: dict[int, float] = field(default_factory=dict)  # each --pid's share
     disk_stall_ms: float | None = None  # longest time the --disk device completed nothing
+    engine: str = ""  # wrk | python
+    flows: int | None = None  # a flow case's complete passes (lifecycles, sessions ended)
+    flow_unit: str = ""
 
     @property
     def rps(self) -> float:
@@ -80,6 +73,8 @@ class Result:
         if self.cpu_seconds is not None and self.responses > 0:
             data["cpu_us_per_request"] = round(1e6 * self.cpu_seconds / self.responses, 1)
         data["cpu_by_pid"] = {str(pid): seconds for pid, seconds in self.cpu_by_pid.items()}
+        if self.flows is not None and self.seconds > 0:
+            data["flows_per_s"] = round(self.flows / self.seconds, 1)
         if self.machine_busy_percent is not None:
             data["machine_busy_percent"] = round(self.machine_busy_percent, 1)
         return data

@@ -64,9 +64,26 @@ def machine_busy(data: dict[str, Any]) -> str:
     return "-" if busy is None else f"{busy:.0f}%"
 
 
+def slowest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows by ratio, lowest first (those without one last); as run when there is none."""
+    if not any(row.get("ratio") is not None for row in rows):
+        return rows
+    return sorted(rows, key=lambda row: (row.get("ratio") is None, row.get("ratio") or 0.0))
+
+
+def rate(data: dict[str, Any]) -> str:
+    """req/s, and a flow case's passes per second beside it."""
+    text = fmt(data["rps"], 0)
+    if data.get("flows_per_s") is not None:
+        text += f" ({fmt(data['flows_per_s'], 0)} {data.get('flow_unit') or 'flows'}/s)"
+    return text
+
+
 def table(rows: list[dict[str, Any]], names: list[str]) -> str:
-    """A Markdown table: it reads in a terminal and pastes into docs/benchmarks.md. The disk
-    column is there when a disk was watched (--disk)."""
+    """A Markdown table: it reads in a terminal and pastes into docs/benchmarks.md. Against a
+    baseline, the lowest ratio comes first. The disk column is there when a disk was watched
+    (--disk)."""
+    rows = slowest_first(rows)
     watched = any(
         row.get(name, {}).get("disk_stall_ms") is not None for row in rows for name in names
     )
@@ -82,7 +99,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
                 continue
             ratio = fmt(row.get("ratio"), 2) + "x" if index == 0 and "ratio" in row else ""
             lines.append(
-                f"| {row['scenario'] if index == 0 else ''} | {name} | {fmt(data['rps'], 0)} | "
+                f"| {row['scenario'] if index == 0 else ''} | {name} | {rate(data)} | "
                 f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
                 f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
                 f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | "
@@ -112,7 +129,9 @@ def save_json(path: Path, report: dict[str, Any]) -> None:
 
 
 def save_chart(path: Path, rows: list[dict[str, Any]], names: list[str], title: str) -> bool:
-    """A PNG with req/s and p99 side by side; False when matplotlib is not installed."""
+    """A PNG with req/s and p99 side by side, in the table's order; False when matplotlib is
+    not installed."""
+    rows = slowest_first(rows)
     try:
         import matplotlib
 
@@ -125,7 +144,8 @@ def save_chart(path: Path, rows: list[dict[str, Any]], names: list[str], title: 
         + (f"\n{row['ratio']:.2f}x" if row.get("ratio") is not None else "")
         for row in rows
     ]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    many = len(rows) > 8  # every route: wider, labels turned further
+    figure, (left, right) = plt.subplots(1, 2, figsize=(max(13, 1.1 * len(rows)), 5.2 + many))
     width = 0.8 / max(1, len(names))
     for index, name in enumerate(names):
         xs = [i + (index - (len(names) - 1) / 2) * width for i in range(len(rows))]
@@ -136,7 +156,10 @@ def save_chart(path: Path, rows: list[dict[str, Any]], names: list[str], title: 
         right.bar(xs, p99, width, label=name)
     for axis, label in ((left, "requests per second (higher is better)"),
                         (right, "p99 latency, ms (lower is better)")):  # fmt: skip
-        axis.set_xticks(range(len(rows)), scenarios, fontsize=8, rotation=15)
+        axis.set_xticks(
+            range(len(rows)), scenarios, fontsize=8, rotation=60 if many else 15,
+            ha="right" if many else "center",
+        )  # fmt: skip
         axis.set_ylabel(label)
         axis.legend()
         axis.grid(axis="y", alpha=0.3)

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 
 from statebridge.ops.bench import cpu, disk, loadgen, wrk
-from statebridge.ops.bench.model import DEFAULT_ENDPOINTS, MIX, Result, Scenario, Target, scenarios
+from statebridge.ops.bench.cases import DEFAULT_ENDPOINTS, MIX, Case, endpoint_cases
+from statebridge.ops.bench.model import Result, Target
+from statebridge.ops.bench.prepare import prepare
 from statebridge.ops.bench.report import machine, summarise
 from statebridge.wording import counted
 
@@ -37,6 +39,15 @@ class Options:
     insecure: bool = False
     soak: int = 0  # seconds of stateful mix while RSS is sampled; 0 = no soak
     disk: str | None = None  # a block device to watch for stalls during each run
+    cases: tuple[Case, ...] | None = None  # None: the GETs of `endpoints`, then the mix
+
+    def plan(self) -> list[Case]:
+        if self.cases is not None:
+            return [case for case in self.cases if self.stateful or case.face == "stateless"]
+        return endpoint_cases(self.endpoints, self.stateful)
+
+    def soak_case(self) -> Case:
+        return MIX if self.stateful else endpoint_cases(("/users",), False)[0]
 
     def resolved_engine(self) -> str:
         if self.engine == "auto":
@@ -46,27 +57,14 @@ class Options:
         return self.engine
 
 
-def prepare(target: Target, count: int, insecure: bool) -> None:
-    """Create `count` live sessions on the target, and learn its product ids."""
-    try:
-        create_sessions(target, count, insecure)
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise RuntimeError(f"{target.name} ({target.url}, {target.stateful_url}): {exc}") from exc
+REFRESH_AFTER = 600.0  # seconds: new sessions before the old ones can expire (15 min)
 
 
-def create_sessions(target: Target, count: int, insecure: bool) -> None:
-    with httpx.Client(verify=not insecure, timeout=10.0) as client:
-        users = client.get(f"{target.url}/users").raise_for_status().json()["data"]["users"]
-        goods = client.get(f"{target.url}/products").raise_for_status().json()["data"]
-        target.products = [product["id"] for product in goods["products"]]
-        target.sessions = []
-        for i in range(count):
-            answer = client.post(
-                f"{target.stateful_url}/session", json={"userId": users[i % len(users)]["id"]}
-            ).raise_for_status()
-            target.sessions.append(answer.json()["data"]["session"]["id"])
-    if not target.products or not target.sessions:
-        raise RuntimeError(f"{target.name}: no products or sessions to drive the stateful mix")
+def needs(plan: list[Case], soak_mix: bool) -> tuple[bool, bool]:
+    """Whether the plan needs the catalog's ids, and whether it needs live sessions."""
+    sessions = soak_mix or any(case.needs_sessions for case in plan)
+    catalog = sessions or any(case.flow or any(s.varies for s in case.steps) for case in plan)
+    return catalog, sessions
 
 
 class Runner:
@@ -74,42 +72,40 @@ class Runner:
         self.options = options
         self.engine = options.resolved_engine()
         self.workdir = workdir
-        self.plain_script, self.mix_script = wrk.write_scripts(workdir)
+        self.static_script, self.dynamic_script = wrk.write_scripts(workdir)
 
-    def load(self, target: Target, scenario: Scenario, seconds: int) -> dict[str, Any]:
+    def load(self, target: Target, case: Case, seconds: int) -> dict[str, Any]:
         """One load run; wrk's done() numbers or the Python engine's, same keys."""
         o = self.options
+        if case.flow:
+            flows = loadgen.flows_async(target, case, seconds, o.connections, o.timeout, o.insecure)
+            return loadgen.on_fresh_loop(flows)
+        url = target.url_of(case.face)
         if self.engine == "wrk":
-            if scenario.stateful:
-                sessions = self.workdir / f"sessions-{target.name.replace(' ', '_')}.txt"
-                wrk.write_sessions(sessions, target.sessions, target.products)
-                origin, base = wrk.origin_and_path(target.stateful_url)
-                return wrk.run(
-                    origin,
-                    self.mix_script,
-                    [str(sessions), base],
-                    seconds,
-                    o.connections,
-                    o.threads,
-                    o.timeout,
-                )
-            url = f"{target.url}{scenario.path}"
-            return wrk.run(url, self.plain_script, [], seconds, o.connections, o.threads, o.timeout)
-        if scenario.stateful:
-            make = loadgen.mix_requests(target.stateful_url, target.sessions, target.products)
-            url = target.stateful_url
-        else:
-            make = loadgen.get_request(target.url, scenario.path)
-            url = target.url
+            spec = self.workdir / f"spec-{target.name.replace(' ', '_')}.txt"
+            origin, base = wrk.origin_and_path(url)
+            wrk.write_spec(spec, case, target, base)
+            static = wrk.is_static(case)
+            script = self.static_script if static else self.dynamic_script
+            return wrk.run(
+                origin,
+                script,
+                [str(spec), str(o.threads)],
+                seconds,
+                o.connections,
+                o.threads,
+                o.timeout,
+            )
+        make = loadgen.case_requests(target, case)
         return loadgen.run(url, make, seconds, o.connections, o.timeout, o.insecure)
 
-    def measure(self, target: Target, scenario: Scenario, round_no: int) -> Result:
+    def measure(self, target: Target, case: Case, round_no: int) -> Result:
         if self.options.warmup > 0:
-            self.load(target, scenario, self.options.warmup)
+            self.load(target, case, self.options.warmup)
         watch = disk.Watch(self.options.disk) if self.options.disk else None
         cpu_before, machine_before = cpu.read(target.pids), cpu.machine_times()
         with watch or contextlib.nullcontext():
-            data = self.load(target, scenario, self.options.seconds)
+            data = self.load(target, case, self.options.seconds)
         cpu_after, machine_after = cpu.read(target.pids), cpu.machine_times()
         cpu_total, cpu_by_pid = cpu.spent(cpu_before, cpu_after)
         socket_errors = data.get("socket", 0) + sum(
@@ -117,7 +113,7 @@ class Runner:
         )
         return Result(
             target=target.name,
-            scenario=scenario.name,
+            scenario=case.name,
             round=round_no,
             responses=int(data["requests"]),
             seconds=data["duration_us"] / 1_000_000,
@@ -131,6 +127,9 @@ class Runner:
             machine_busy_percent=cpu.busy_percent(machine_before, machine_after),
             cpu_by_pid=cpu_by_pid if len(target.pids) > 1 else {},
             disk_stall_ms=watch.stall_ms if watch else None,
+            engine="python" if case.flow else self.engine,
+            flows=data.get("flows"),
+            flow_unit=case.unit,
         )
 
     def soak(self, target: Target, say: Say) -> dict[str, Any]:
@@ -156,9 +155,9 @@ class Runner:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        scenario = Scenario(MIX) if self.options.stateful else Scenario("GET /users", "/users")
+        case = self.options.soak_case()
         try:
-            self.load(target, scenario, seconds)
+            self.load(target, case, seconds)
         finally:
             stop.set()
             sampler.join(10)
@@ -169,7 +168,7 @@ class Runner:
         say(f"  soak {target.name}: RSS {after[0] / 2**20:.1f} -> {after[-1] / 2**20:.1f} MiB")
         return {
             "seconds": seconds,
-            "scenario": scenario.name,
+            "scenario": case.name,
             "warmup_seconds": warmup,
             "rss_after_warmup": after[0],
             "rss_end": after[-1],
@@ -180,23 +179,35 @@ class Runner:
 
 
 def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, Any]:
-    """Every scenario against every target, alternating (A B, then B A on the next round)."""
+    """Every case against every target, alternating (A B, then B A on the next round)."""
+    plan = options.plan()
+    catalog, sessions = needs(plan, options.soak > 0 and options.stateful)
+    workflow = any(case.workflow for case in plan)
+
+    def prepare_target(target: Target) -> None:
+        if sessions:
+            say(f"creating {counted(options.sessions, 'session')} on {target.name} ...")
+        count = options.sessions if sessions else 0
+        prepare(target, count, workflow, options.insecure, say, max(10.0, options.timeout))
+
     with tempfile.TemporaryDirectory(prefix="statebridge-bench-") as tmp:
         runner = Runner(options, Path(tmp))
-        if options.stateful or options.soak:
+        if catalog:
             for target in targets:
-                say(f"creating {counted(options.sessions, 'session')} on {target.name} ...")
-                prepare(target, options.sessions, options.insecure)
-        plan = scenarios(options.endpoints, options.stateful)
+                prepare_target(target)
         results: list[Result] = []
-        for scenario in plan:
+        for case in plan:
             for round_no in range(1, options.rounds + 1):
                 order = targets if round_no % 2 else list(reversed(targets))
                 for target in order:
-                    result = runner.measure(target, scenario, round_no)
+                    if case.needs_sessions and time.monotonic() > (
+                        target.sessions_created + REFRESH_AFTER
+                    ):
+                        prepare_target(target)  # Phase 1's sessions end 15 min after creation
+                    result = runner.measure(target, case, round_no)
                     results.append(result)
                     say(
-                        f"  {scenario.name:<34} {target.name:<12} {result.rps:>10,.0f} req/s"
+                        f"  {case.name:<42} {target.name:<12} {result.rps:>10,.0f} req/s"
                         f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
                     )
         memory = {}
@@ -204,6 +215,8 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
             for target in targets:
                 memory[target.name] = runner.soak(target, say)
         engine = wrk.version() if runner.engine == "wrk" else "python asyncio (statebridge)"
+        if runner.engine == "wrk" and any(case.flow for case in plan):
+            engine += "; flows: python asyncio (statebridge)"
     names = [target.name for target in targets]
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -217,6 +230,7 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
             "rounds": options.rounds,
             "sessions": options.sessions,
             "disk": options.disk,
+            "cases": [case.name for case in plan],
         },
         "targets": [
             {"name": t.name, "url": t.url, "stateful_url": t.stateful_url, "pids": list(t.pids)}

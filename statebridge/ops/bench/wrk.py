@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from statebridge.ops.bench.cases import Case
+from statebridge.ops.bench.model import Target
+
 MARKER = "BENCHJSON "
 
 DONE = r"""
@@ -27,30 +30,92 @@ done = function(summary, latency, requests)
 end
 """
 
-# The stateful mix: requests alternate POST /cart/add and GET /cart, each with one of the
-# live sessions (round robin) read from the file named by the first script argument.
-MIX = r"""
-local sessions, products, base = {}, {}, ""
-init = function(args)
-  base = args[2] or ""
-  for line in io.lines(args[1]) do
-    local kind, value = line:match("^(%a) (.+)$")
-    if kind == "S" then sessions[#sessions + 1] = value
-    elseif kind == "P" then products[#products + 1] = value end
+# Any case that is not a flow, from a spec file (write_spec) named by the first script
+# argument: its steps ("R METHOD PATH", then "B BODY" and "X" for Session-ID), the live
+# sessions ("S ID USER"), users ("U ID PREFERENCES") and products ("P ID"). Placeholders in
+# a path or body ({user_id}, {product_id}, {preferences}) are filled in per request.
+LOAD = r"""
+local steps, sessions, owners, users, preferences, products = {}, {}, {}, {}, {}, {}
+
+local function load(path)
+  for line in io.lines(path) do
+    local kind, rest = line:sub(1, 1), line:sub(3)
+    if kind == "R" then
+      local method, target = rest:match("^(%S+) (.+)$")
+      steps[#steps + 1] = {method = method, path = target}
+    elseif kind == "B" then steps[#steps].body = rest
+    elseif kind == "X" then steps[#steps].session = true
+    elseif kind == "S" then
+      local id, owner = rest:match("^(%S+) (%S+)$")
+      sessions[#sessions + 1] = id
+      owners[#owners + 1] = owner
+    elseif kind == "U" then
+      local id, value = rest:match("^(%S+) (.+)$")
+      users[#users + 1] = id
+      preferences[id] = value
+    elseif kind == "P" then products[#products + 1] = rest end
   end
 end
-local n = 0
+"""
+
+# One request, the same every time: wrk builds it once (its fastest way).
+STATIC = r"""
+init = function(args)
+  load(args[1])
+  local step = steps[1]
+  wrk.method, wrk.path, wrk.body = step.method, step.path, step.body
+  if step.body then wrk.headers["Content-Type"] = "application/json"
+  elseif step.method == "POST" or step.method == "PUT" then wrk.body = "" end
+end
+"""
+
+# Request n: step n mod steps; in round n div steps (interleaved across wrk's threads) the
+# round-th live session (and its user) or user, and product.
+DYNAMIC = r"""
+local threads, n, values = 1, 0, {}
+thread_index = 0
+local created = 0
+
+function setup(thread)
+  thread:set("thread_index", created)
+  created = created + 1
+end
+
+init = function(args)
+  load(args[1])
+  threads = tonumber(args[2]) or 1
+end
+
+local function lookup(name) return values[name] end
+
+local function fill(template)
+  if not template:find("{", 1, true) then return template end
+  return (template:gsub("{([%w_]+)}", lookup))
+end
+
 request = function()
+  local step = steps[n % #steps + 1]
+  local round = math.floor(n / #steps) * threads + thread_index
   n = n + 1
-  local i = math.floor(n / 2)
-  local session = sessions[i % #sessions + 1]
-  if n % 2 == 1 then
-    local product = products[i % #products + 1]
-    return wrk.format("POST", base .. "/cart/add",
-      {["Content-Type"] = "application/json", ["Session-ID"] = session},
-      '{"productId":"' .. product .. '","quantity":1}')
+  local headers, user = {}, nil
+  if step.session then
+    local i = round % #sessions + 1
+    headers["Session-ID"] = sessions[i]
+    user = owners[i]
+  elseif #users > 0 then
+    user = users[round % #users + 1]
   end
-  return wrk.format("GET", base .. "/cart", {["Session-ID"] = session})
+  values.user_id = user
+  values.preferences = user and preferences[user] or "{}"
+  values.product_id = #products > 0 and products[round % #products + 1] or nil
+  local body = step.body
+  if body then
+    body = fill(body)
+    headers["Content-Type"] = "application/json"
+  elseif step.method == "POST" or step.method == "PUT" then
+    body = ""
+  end
+  return wrk.format(step.method, fill(step.path), headers, body)
 end
 """
 
@@ -69,15 +134,31 @@ def version() -> str:
 
 
 def write_scripts(directory: Path) -> tuple[Path, Path]:
-    plain = directory / "report.lua"
-    plain.write_text(DONE)
-    mix = directory / "mix.lua"
-    mix.write_text(MIX + DONE)
-    return plain, mix
+    """The script for one fixed request, and the one for requests that vary."""
+    static = directory / "static.lua"
+    static.write_text(LOAD + STATIC + DONE)
+    dynamic = directory / "dynamic.lua"
+    dynamic.write_text(LOAD + DYNAMIC + DONE)
+    return static, dynamic
 
 
-def write_sessions(path: Path, sessions: list[str], products: list[str]) -> None:
-    lines = [f"S {session}" for session in sessions] + [f"P {product}" for product in products]
+def is_static(case: Case) -> bool:
+    return len(case.steps) == 1 and not case.steps[0].varies
+
+
+def write_spec(path: Path, case: Case, target: Target, base: str) -> None:
+    """The case's steps (paths below `base`) and what fills them in, for the scripts."""
+    lines: list[str] = []
+    for step in case.steps:
+        lines.append(f"R {step.method} {base}{step.path}")
+        if step.body is not None:
+            lines.append(f"B {step.body}")
+        if step.session:
+            lines.append("X")
+    if case.needs_sessions:
+        lines.extend(f"S {session} {user}" for session, user in target.sessions)
+    lines.extend(f"U {user} {target.preferences.get(user, '{}')}" for user in target.users)
+    lines.extend(f"P {product}" for product in target.products)
     path.write_text("\n".join(lines) + "\n")
 
 
