@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from statebridge.ops.bench.cases import Case, Face, Step, fill
@@ -210,7 +210,7 @@ def figures(tally: Tally, elapsed: float) -> dict[str, Any]:
     }
 
 
-Client = Callable[[itertools.count[int], float, Tally], Awaitable[None]]
+Client: TypeAlias = "Callable[[itertools.count[int], float, Tally], Awaitable[None]]"
 
 
 async def drive(client: Client, count: int, seconds: float) -> tuple[Tally, float]:

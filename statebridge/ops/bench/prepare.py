@@ -104,7 +104,7 @@ async def create_sessions(
     target.sessions = [item for item in made if item is not None]
     target.sessions_created = time.monotonic()
     seconds = target.sessions_created - started
-    say(f"  {target.name}: {counted(count, 'session')} in {seconds:.1f} s")
+    say(f"  {target.name}: {counted(count, 'session', grouped=True)} in {seconds:.1f} s")
 
 
 def prepare(
