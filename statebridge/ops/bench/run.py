@@ -186,9 +186,8 @@ def benchmark(targets: list[Target], options: Options, say: Say) -> dict[str, An
 
     def prepare_target(target: Target) -> None:
         if sessions:
-            say(
-                f"creating {counted(options.sessions, 'session', grouped=True)} on {target.name} ..."
-            )
+            wanted = counted(options.sessions, "session", grouped=True)
+            say(f"creating {wanted} on {target.name} ...")
         count = options.sessions if sessions else 0
         prepare(target, count, workflow, options.insecure, say, max(10.0, options.timeout))
 
