@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from statebridge.batching import Coalescer
 from statebridge.catalog.repository import Catalog, Record
 from statebridge.observability.metrics import METRICS
 
@@ -425,6 +426,11 @@ class CachedCatalog:
         self.loads = 0
         self._snapshot: Snapshot | None = None
         self._loading: tuple[tuple[int, Stamp], asyncio.Future[Snapshot]] | None = None
+        # one batch at a time: two in flight would wait on each other's row locks (most
+        # changes are to few users) and each commit alone
+        self._preferences: Coalescer[tuple[str, dict[str, Any]], Record | None] = Coalescer(
+            self.set_preferences_many, concurrency=1
+        )
 
     async def start(self) -> None:
         await self.invalidation.start()
@@ -518,8 +524,15 @@ class CachedCatalog:
         return lines
 
     async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None:
+        return await self._preferences.submit((user_id, preferences))
+
+    async def set_preferences_many(
+        self, changes: list[tuple[str, dict[str, Any]]]
+    ) -> list[Record | None]:
+        """The changes that arrive together: one transaction, then one drop of the copy and
+        one announcement to the other instances for all of them (not one each)."""
         try:
-            return await self.inner.set_preferences(user_id, preferences)
+            return await self.inner.set_preferences_many(changes)
         finally:
             self.drop()
             await self.invalidation.announce()

@@ -23,6 +23,9 @@ class Catalog(Protocol):
     async def list_products(self) -> list[Record]: ...
     async def get_product(self, product_id: str) -> Record | None: ...
     async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None: ...
+    async def set_preferences_many(
+        self, changes: list[tuple[str, dict[str, Any]]]
+    ) -> list[Record | None]: ...
 
 
 def user_record(row: sa.Row[Any]) -> Record:
@@ -80,15 +83,34 @@ class SqlCatalog:
             return product_record(row) if row else None
 
     async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None:
-        statement = (
-            sa.update(users)
-            .where(users.c.id == user_id)
-            .values(preferences=preferences, updated_at=utcnow())
-            .returning(*users.c)
-        )
+        return (await self.set_preferences_many([(user_id, preferences)]))[0]
+
+    async def set_preferences_many(
+        self, changes: list[tuple[str, dict[str, Any]]]
+    ) -> list[Record | None]:
+        """Apply the changes in order, in one transaction: each user's row is written once,
+        with the last of its changes, and each change gets the user as it left them (its own
+        preferences), as if each had been applied alone and at once overwritten by the next.
+        Rows are written in id order, so two such transactions never wait on each other in a
+        cycle."""
+        last = {user_id: preferences for user_id, preferences in changes}
+        now = utcnow()
+        written: dict[str, Record] = {}
         async with self.engine.begin() as conn:
-            row = (await conn.execute(statement)).first()
-            return user_record(row) if row else None
+            for user_id in sorted(last):
+                statement = (
+                    sa.update(users)
+                    .where(users.c.id == user_id)
+                    .values(preferences=last[user_id], updated_at=now)
+                    .returning(*users.c)
+                )
+                row = (await conn.execute(statement)).first()
+                if row is not None:
+                    written[user_id] = user_record(row)
+        return [
+            {**written[user_id], "preferences": preferences} if user_id in written else None
+            for user_id, preferences in changes
+        ]
 
 
 SEED_LOCK = 0x5B_5EED  # the advisory lock id of the first-start seeding

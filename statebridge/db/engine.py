@@ -12,6 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from statebridge.observability.metrics import METRICS
+
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -63,16 +65,33 @@ def sqlite_path(url: str) -> Path | None:
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_size=pool_size,
+            max_overflow=0,  # kept, not opened and closed again per burst
+            pool_timeout=30,
         )
         _configure_sqlite(engine)
+        _count_connections(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # no overflow: connections opened past the pool under load were closed again as soon
+        # as they were returned, a new PostgreSQL backend per burst; callers wait instead
+        max_overflow=0,
+        pool_timeout=30,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    _count_connections(engine)
+    return engine
+
+
+def _count_connections(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, _record: Any) -> None:
+        METRICS.connection_opened("sqlalchemy")

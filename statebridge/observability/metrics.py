@@ -92,6 +92,7 @@ class Metrics:
         self.in_flight = 0
         self.store_errors: dict[str, int] = {}
         self.cache: dict[tuple[str, str], int] = {}
+        self.connections: dict[str, int] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in HTTP_METHODS:
@@ -110,6 +111,10 @@ class Metrics:
     def cache_lookup(self, cache: str, hit: bool) -> None:
         key = (cache, "hit" if hit else "miss")
         self.cache[key] = self.cache.get(key, 0) + 1
+
+    def connection_opened(self, pool: str) -> None:
+        """A database connection opened (flat under steady load; a climb means churn)."""
+        self.connections[pool] = self.connections.get(pool, 0) + 1
 
     def render(
         self, gauges: Iterable[tuple[str, str, str, float]] = (), *, runtime: bool = True
@@ -157,6 +162,17 @@ class Metrics:
         for (cache, result), value in sorted(self.cache.items()):
             out.append(
                 f"statebridge_cache_requests_total{labels(cache=cache, result=result)} {value}"
+            )
+        family(
+            out,
+            "statebridge_db_connections_opened_total",
+            "counter",
+            "Database connections this process opened, by pool",
+        )
+        for pool in sorted({"asyncpg", "sqlalchemy", *self.connections}):
+            out.append(
+                f"statebridge_db_connections_opened_total{labels(pool=pool)} "
+                f"{self.connections.get(pool, 0)}"
             )
         family(
             out,

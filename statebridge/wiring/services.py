@@ -29,6 +29,8 @@ from statebridge.stores.carts.sqlite import SqliteCartStore
 from statebridge.stores.counters.base import Counters
 from statebridge.stores.counters.redis import RedisCounters
 from statebridge.stores.counters.sql import SqlCounters
+from statebridge.stores.counts import LiveCounts
+from statebridge.stores.pgpool import PgPool
 from statebridge.stores.sessions.base import Lifetime, SessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
 from statebridge.stores.sessions.sql import sql_store
@@ -47,7 +49,12 @@ class Services:
     counters: Counters
     instance_id: str
     redis: Redis | None = None
+    pool: PgPool | None = None  # the PostgreSQL stores' shared asyncpg pool
+    counts: LiveCounts = field(init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.counts = LiveCounts(self.sessions, self.carts)
 
     def start_background(self) -> None:
         """Periodic work of a running server: the expired-session sweeper."""
@@ -59,6 +66,8 @@ class Services:
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.sessions.close()
         await self.carts.close()
+        if self.pool is not None:
+            await self.pool.close()
         if isinstance(self.catalog, CachedCatalog):
             await self.catalog.close()
         await self.engine.dispose()
@@ -135,16 +144,18 @@ def connect_redis(url: str) -> Redis:
     )
 
 
-def cart_store(engine: AsyncEngine, catalog: CachedCatalog) -> CartStore:
+def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None) -> CartStore:
     """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy."""
-    if engine.dialect.name == "postgresql":
-        return PostgresCartStore(engine, catalog)
+    if pool is not None:
+        return PostgresCartStore(engine, catalog, pool)
     return SqliteCartStore(engine, catalog)
 
 
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
     engine = create_engine(settings.effective_database_url)
+    # sessions and carts share one asyncpg pool on PostgreSQL
+    pool = PgPool(engine) if engine.dialect.name == "postgresql" else None
     redis: Redis | None = None
     try:
         await check_schema(engine, settings, migrate)
@@ -158,14 +169,14 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         sql_counters = SqlCounters(engine)
         counters: Counters = sql_counters
         if backend == "sql":
-            sessions: SessionStore = sql_store(engine, lifetime)
+            sessions: SessionStore = sql_store(engine, lifetime, pool=pool)
         elif backend == "redis":
             if not settings.redis_url:
                 raise StartupError("the redis session backend needs REDIS_URL")
             redis = connect_redis(settings.redis_url)
             refresh = timedelta(seconds=settings.session_db_refresh)
             store = RedisSessionStore(
-                redis, sql_store(engine, lifetime, grace=refresh), lifetime, refresh
+                redis, sql_store(engine, lifetime, grace=refresh, pool=pool), lifetime, refresh
             )
             await store.adopt_database(await database_id(engine))
             await store.warm()
@@ -176,6 +187,8 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
     except BaseException:
         if redis is not None:
             await redis.aclose()
+        if pool is not None:
+            await pool.close()
         await engine.dispose()
         raise
     invalidation = build_invalidation(settings.effective_database_url, settings.redis_url)
@@ -186,10 +199,11 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         engine=engine,
         catalog=catalog,
         sessions=sessions,
-        carts=cart_store(engine, catalog),
+        carts=cart_store(engine, catalog, pool),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,
+        pool=pool,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from statebridge.stores.batching import Coalescer
+from statebridge.batching import Coalescer
 
 
 class Recorder:

@@ -57,6 +57,7 @@ def cart_view(session: Session, items: list[CartItem], created: bool = False) ->
 
 @router.get("/health", responses=schemas.answers(schemas.StatefulHealth))
 async def health(services: ServicesDep) -> Response:
+    active_sessions, active_carts = await services.counts.read()
     data = {
         "status": "healthy",
         "service": "Stateful Server",
@@ -64,8 +65,8 @@ async def health(services: ServicesDep) -> Response:
         "timestamp": js_now(),
         "uptime": process.uptime(),
         "memory": process.memory(),
-        "activeSessions": await services.sessions.count(),
-        "activeCarts": await services.carts.count_active(),
+        "activeSessions": active_sessions,
+        "activeCarts": active_carts,
         "serverType": "stateful",
         "note": "I maintain client state across requests",
     }
@@ -82,13 +83,14 @@ async def info(services: ServicesDep, session: MaybeSession) -> Response:
             "userId": session.user_id,
             "sessionAge": age_text(session.created_at, now),
         }
+    active_sessions, active_carts = await services.counts.read()
     data = {
         "server": "Stateful Mock Server v2.0",
         "timestamp": js_iso(now),
         "sessionInfo": session_info,
         "serverStats": {
-            "activeSessions": await services.sessions.count(),
-            "activeCarts": await services.carts.count_active(),
+            "activeSessions": active_sessions,
+            "activeCarts": active_carts,
         },
         "message": "I remember you and maintain your state across requests!",
         "note": "This is a stateful server - I track sessions, carts, and user preferences.",
@@ -114,6 +116,7 @@ async def create_session(body: Body, services: ServicesDep) -> Response:
     if user is None:
         raise ApiError(404, "User not found")
     session = await services.sessions.create(user_id, data)
+    services.counts.changed()
     payload = {
         "session": {
             "id": session.id,
@@ -171,6 +174,7 @@ async def update_session(body: Body, session: LiveSession, services: ServicesDep
 @router.delete("/session", responses=schemas.answers(schemas.SessionEnded, 401))
 async def delete_session(session: LiveSession, services: ServicesDep) -> Response:
     deleted = await services.sessions.destroy(session.id)
+    services.counts.changed()
     data = {
         "sessionId": session.id,
         "deleted": deleted,
@@ -244,6 +248,8 @@ async def add_to_cart(request: Request, services: ServicesDep) -> Response:
         raise ApiError(400, f"Product {product_id[:100]} not found")
     try:
         items = await services.carts.add(session.id, product_id, quantity)
+        if len(items) == 1 and items[0].quantity == quantity:  # the cart was empty
+            services.counts.changed()
     except SessionGone:
         raise ApiError(401, "Session not found or expired") from None
     data = {
@@ -262,6 +268,8 @@ async def remove_from_cart(
         items = await services.carts.items(session.id)
     else:
         items = await services.carts.remove(session.id, product_id)
+        if not items:
+            services.counts.changed()
     view = cart_view(session, items)
     view["updatedAt"] = js_now()
     data = {
@@ -275,6 +283,7 @@ async def remove_from_cart(
 @router.delete("/cart", responses=schemas.answers(schemas.CartView, 401))
 async def clear_cart(session: LiveSession, services: ServicesDep) -> Response:
     await services.carts.clear(session.id)
+    services.counts.changed()
     data = {
         "cart": {"sessionId": session.id, "items": [], "total": 0, "updatedAt": js_now()},
         "note": "Cart cleared. Empty cart state maintained for session.",

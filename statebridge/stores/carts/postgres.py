@@ -1,16 +1,15 @@
-"""Carts on PostgreSQL: every verb is one statement on a plain asyncpg pool of the store's
-own, prepared once per connection and run outside an explicit transaction.
+"""Carts on PostgreSQL: every verb is one statement on the stores' shared asyncpg pool
+(statebridge/stores/pgpool.py), prepared once per connection and run outside an explicit
+transaction.
 
 Adding a line and reading the cart back is one round trip (a data-modifying CTE), with no
 read-modify-write in Python. Reads of one event-loop turn share one query, and adds of one
-turn one statement (statebridge/stores/batching.py). asyncpg's errors stay here: a
-foreign key refusing a line is `SessionGone`, and an unreachable database is
-`StoreUnavailable` (the app's 503), both raised by `_fetch`, the one way to the pool.
+turn one statement (statebridge/batching.py). A foreign key refusing a line is
+`SessionGone`, raised by `_fetch`; an unreachable database is the pool's `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from statebridge.stores.batching import Coalescer
+from statebridge.batching import Coalescer, rounds
 from statebridge.stores.carts.base import CartItem, CartStore, Line, ProductLines, SessionGone
-from statebridge.stores.unavailable import StoreUnavailable
+from statebridge.stores.pgpool import PgPool
 from statebridge.timeutil import utcnow
 
 COLUMNS = "id, product_id, quantity, created_at, updated_at"
@@ -71,19 +70,6 @@ SELECT {COLUMNS} FROM shopping_carts WHERE session_id = $1 AND product_id <> $2 
 """
 PG_CLEAR = "DELETE FROM shopping_carts WHERE session_id = $1"
 
-# The database cannot be reached, or dropped the connection, or refuses new work for now
-# (shutting down, starting up, too many connections, out of resources): a 503, not a 500.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, timed out
-    asyncpg.PostgresConnectionError,  # 08xxx
-    asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin or crash shutdown
-    asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: too many connections
-    asyncpg.InterfaceError,  # the connection or the pool closed under the call
-    # a connection the server cut off in the middle of a statement can be left in a state
-    # asyncpg cannot use again ("another operation is in progress"): it is closed, below
-    asyncpg.exceptions.InternalClientError,
-)
-
 
 def by_session(rows: Iterable[Any]) -> dict[str, list[Line]]:
     """(session_id, *line) rows -> each session's lines, in the rows' order."""
@@ -93,56 +79,22 @@ def by_session(rows: Iterable[Any]) -> dict[str, list[Line]]:
     return lines
 
 
-async def keep_as_is(_connection: Any) -> None:
-    """No reset on release: asyncpg's default costs a round trip per checkout, and these
-    statements leave nothing behind (no SET, LISTEN, cursors or locks, no open transaction)."""
-
-
-def asyncpg_dsn(engine: AsyncEngine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class PostgresCartStore(CartStore):
     def __init__(
-        self, engine: AsyncEngine, catalog: ProductLines | None = None, pool_size: int = 10
+        self, engine: AsyncEngine, catalog: ProductLines | None = None, pool: PgPool | None = None
     ) -> None:
         super().__init__(engine, catalog)
-        self.pool_size = pool_size
-        self._pool: Any = None
-        self._pool_lock = asyncio.Lock()
+        self.owns_pool = pool is None
+        self.pool = pool or PgPool(engine)
         self._reads: Coalescer[str, list[Line]] = Coalescer(self._items_many)
         self._adds: Coalescer[Addition, list[Line]] = Coalescer(self._add_many)
 
-    async def _open(self) -> Any:
-        """The asyncpg pool, opened on first use."""
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    asyncpg_dsn(self.engine),
-                    min_size=1,
-                    max_size=self.pool_size,
-                    reset=keep_as_is,
-                )
-        return self._pool
-
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
-        """The one way to the database, and the one place its errors are translated."""
+        """The pool's fetch; a foreign key refusing a line means the session is gone."""
         try:
-            pool = self._pool or await self._open()
-            connection = await pool.acquire()
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(f"carts: {type(exc).__name__}: {exc}") from exc
-        try:
-            return await connection.fetch(query, *args)  # type: ignore[no-any-return]
+            return await self.pool.fetch(query, *args)
         except asyncpg.ForeignKeyViolationError as exc:
             raise SessionGone(*args[:1]) from exc
-        except UNREACHABLE as exc:
-            # never hand a connection that failed this way to the next caller: the pool
-            # opens a new one in its place
-            connection.terminate()
-            raise StoreUnavailable(f"carts: {type(exc).__name__}: {exc}") from exc
-        finally:
-            await pool.release(connection)
 
     def start_read(self, session_id: str) -> Awaitable[list[Line]]:
         return self._reads.enqueue(session_id)
@@ -155,15 +107,7 @@ class PostgresCartStore(CartStore):
         """Each session's additions in order: the first of every session in one statement,
         then the second, and so on (one statement cannot change a line twice)."""
         results: list[list[Line] | BaseException] = [[] for _ in additions]
-        rounds: list[list[int]] = []
-        seen: dict[str, int] = {}
-        for index, (session_id, *_rest) in enumerate(additions):
-            depth = seen.get(session_id, 0)
-            seen[session_id] = depth + 1
-            if depth == len(rounds):
-                rounds.append([])
-            rounds[depth].append(index)
-        for indexes in rounds:
+        for indexes in rounds([addition[0] for addition in additions]):
             indexes.sort(key=lambda index: additions[index][:2])
             batch = [additions[index] for index in indexes]
             try:
@@ -207,6 +151,5 @@ class PostgresCartStore(CartStore):
         await self._fetch(PG_CLEAR, session_id)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        if self.owns_pool:
+            await self.pool.close()

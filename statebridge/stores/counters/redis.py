@@ -8,14 +8,14 @@ from functools import partial
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from statebridge.stores.batching import Coalescer
+from statebridge.batching import Coalescer
 from statebridge.stores.counters.base import Counters
 
 
 class RedisCounters:
     """`INCRBY counter:{name}`, shared by every instance.
 
-    Increments that arrive together share one round trip (statebridge/stores/batching.py):
+    Increments that arrive together share one round trip (statebridge/batching.py):
     `INCRBY n` returns the new top, and the callers get top-n+1 .. top in arrival order, so
     every number is still handed out exactly once. Reads that arrive together share one
     `GET`, sent after they arrived. While Redis is unreachable the database counter

@@ -44,8 +44,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
-from statebridge.stores.batching import Coalescer
 from statebridge.stores.sessions.base import Lifetime, Session
 from statebridge.stores.sessions.sql import SqlSessionStore
 from statebridge.timeutil import utcnow
@@ -134,6 +134,10 @@ class RedisSessionStore:
         # the session reads that arrive together share one TOUCH call (one round trip)
         self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
+        # the snapshots written together (after writes) share one pipelined round trip
+        self._snapshots: Coalescer[tuple[Session, datetime | None], None] = Coalescer(
+            self._snapshot_many
+        )
         self._down_until = 0.0
         self._dirty: set[str] = set()
         self._warming: asyncio.Task[int] | None = None
@@ -171,12 +175,21 @@ class RedisSessionStore:
             self._dirty.add(session.id)
             return
         try:
-            await self._snapshot(
-                keys=[session_key(session.id), LIVE], args=self._snapshot_args(session, db_expires)
-            )
+            await self._snapshots.submit((session, db_expires))
             await self._recovered()
         except RedisError as exc:
             self._failed(exc, session.id)
+
+    async def _snapshot_many(self, batch: list[tuple[Session, datetime | None]]) -> list[None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session, db_expires in batch:
+                await self._snapshot(
+                    keys=[session_key(session.id), LIVE],
+                    args=self._snapshot_args(session, db_expires),
+                    client=pipe,
+                )
+            await pipe.execute()
+        return [None] * len(batch)
 
     def _snapshot_args(self, session: Session, db_expires: datetime | None = None) -> list[Any]:
         return [
@@ -413,3 +426,4 @@ class RedisSessionStore:
         if self._refreshing:  # a moment for refreshes in flight, then they are dropped
             await asyncio.wait(list(self._refreshing.values()), timeout=2.0)
         await self.redis.aclose()
+        await self.sql.close()

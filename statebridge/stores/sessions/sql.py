@@ -1,4 +1,6 @@
-"""Sessions in the SQL `sessions` table: the embedded default, and PostgreSQL without Redis."""
+"""Sessions in the SQL `sessions` table: what the SQLite and PostgreSQL stores share (the
+live test, counting, sweeping, warming a cache, the lazy expiry refresh), and `sql_store`,
+which picks one. Each backend's verbs are in its own module: sqlite.py, postgres.py."""
 
 from __future__ import annotations
 
@@ -7,12 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from statebridge.db.engine import begin_immediate
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
+from statebridge.stores.pgpool import PgPool
+from statebridge.stores.sessions.base import Lifetime, Session
 from statebridge.timeutil import utcnow
 
 COLUMNS = (
@@ -24,15 +25,6 @@ COLUMNS = (
     sessions.c.expires_at,
     sessions.c.max_expires_at,
     sessions.c.version,
-)
-
-
-# data || patch || {key: (data->>key as an integer, else 0) + 1}, in one statement
-INCREMENT = sa.text(
-    "sessions.data || CAST(:inc_patch AS jsonb) || jsonb_build_object(CAST(:inc_key AS text),"
-    " CASE WHEN jsonb_typeof(sessions.data -> CAST(:inc_key AS text)) = 'number'"
-    " AND (sessions.data ->> CAST(:inc_key AS text)) ~ '^-?[0-9]{1,15}$'"
-    " THEN CAST(sessions.data ->> CAST(:inc_key AS text) AS bigint) ELSE 0 END + 1)"
 )
 
 
@@ -50,13 +42,6 @@ def session_from_row(row: Any) -> Session:
         max_expires_at=row.max_expires_at,
         version=row.version,
     )
-
-
-def bump(value: Any) -> int:
-    """The next value of a counter kept in session data (Phase 1: `(n || 0) + 1`)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value + 1
-    return 1
 
 
 # a newer expiry only: a slower writer never moves it back
@@ -98,103 +83,30 @@ class SqlSessionStore:
         return sa.and_(sessions.c.id == session_id, self._alive(now, strict))
 
     async def create(self, user_id: str, data: dict[str, Any]) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.insert(sessions).values(
-                    id=session.id,
-                    user_id=user_id,
-                    data=session.data,
-                    created_at=now,
-                    last_accessed=now,
-                    expires_at=expires,
-                    max_expires_at=hard,
-                )
-            )
-        return session
-
-    async def _touch_returning(
-        self,
-        conn: AsyncConnection,
-        session_id: str,
-        now: datetime,
-        strict: bool = False,
-        **values: Any,
-    ) -> Session | None:
-        statement = (
-            sa.update(sessions)
-            .where(self._live(session_id, now, strict))
-            .values(last_accessed=now, expires_at=self._expiry(now), **values)
-            .returning(*COLUMNS)
-        )
-        row = (await conn.execute(statement)).first()
-        return session_from_row(row) if row else None
+        raise NotImplementedError
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
         """The live session, its expiry slid; `strict`: live by the row's own expiry, without
         the grace given to a copy that may lag."""
-        async with self.engine.begin() as conn:
-            return await self._touch_returning(conn, session_id, utcnow(), strict)
+        raise NotImplementedError
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
 
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
-        now = utcnow()
-        async with begin_immediate(self.engine) as conn:
-            merged = await self._merged(conn, session_id, now, patch)
-            if merged is None:
-                return None
-            return await self._touch_returning(
-                conn, session_id, now, data=merged, version=sessions.c.version + 1
-            )
+        raise NotImplementedError
 
     async def increment(
         self, session_id: str, key: str, patch: dict[str, Any]
     ) -> tuple[Session, int] | None:
-        now = utcnow()
-        async with begin_immediate(self.engine) as conn:
-            merged = await self._incremented(conn, session_id, now, key, patch)
-            if merged is None:
-                return None
-            session = await self._touch_returning(
-                conn, session_id, now, data=merged, version=sessions.c.version + 1
-            )
-        if session is None:
-            return None
-        return session, int(session.data[key])
-
-    async def _merged(
-        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
-    ) -> Any:
-        """The session's new `data` (`data || patch`), or None when it is not live."""
         raise NotImplementedError
 
-    async def _incremented(
-        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
-    ) -> Any:
-        """The new `data` with `key` counted up by one, or None when it is not live."""
+    async def destroy(self, session_id: str) -> bool:
         raise NotImplementedError
 
     async def _may_sweep(self, conn: AsyncConnection) -> bool:
         """Whether this instance sweeps now."""
         return True
-
-    async def _read_data(
-        self, conn: AsyncConnection, session_id: str, now: datetime
-    ) -> dict[str, Any] | None:
-        query = sa.select(sessions.c.data).where(self._live(session_id, now))
-        row = (await conn.execute(query)).first()
-        return None if row is None else dict(row.data or {})
-
-    async def destroy(self, session_id: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                sa.delete(sessions).where(self._live(session_id, utcnow())).returning(sessions.c.id)
-            )
-            return result.first() is not None
 
     async def count(self) -> int:
         query = sa.select(sa.func.count()).select_from(sessions)
@@ -241,50 +153,18 @@ class SqlSessionStore:
         return None
 
 
-class PostgresSessionStore(SqlSessionStore):
-    """PostgreSQL: merges and counts inside the UPDATE (jsonb), so each write is one
-    statement whatever runs beside it; one instance sweeps at a time (an advisory lock)."""
-
-    async def _merged(
-        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
-    ) -> Any:
-        return sessions.c.data.op("||")(sa.bindparam("patch", patch, type_=JSONB))
-
-    async def _incremented(
-        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
-    ) -> Any:
-        return INCREMENT.bindparams(sa.bindparam("inc_patch", patch, type_=JSONB), inc_key=key)
-
-    async def _may_sweep(self, conn: AsyncConnection) -> bool:
-        locked = await conn.execute(
-            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}
-        )
-        return bool(locked.scalar_one())
-
-
-class SqliteSessionStore(SqlSessionStore):
-    """SQLite: the write transaction begins IMMEDIATE, so reading, merging in Python and
-    writing back is serialised against every other writer of the file."""
-
-    async def _merged(
-        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
-    ) -> Any:
-        current = await self._read_data(conn, session_id, now)
-        return None if current is None else {**current, **patch}
-
-    async def _incremented(
-        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
-    ) -> Any:
-        existing = await self._read_data(conn, session_id, now)
-        if existing is None:
-            return None
-        return {**existing, **patch, key: bump(existing.get(key))}
-
-
 def sql_store(
-    engine: AsyncEngine, lifetime: Lifetime, grace: timedelta = timedelta(0)
+    engine: AsyncEngine,
+    lifetime: Lifetime,
+    grace: timedelta = timedelta(0),
+    pool: PgPool | None = None,
 ) -> SqlSessionStore:
-    """The SQL session store for this engine's database."""
+    """The SQL session store for this engine's database (PostgreSQL's on `pool`, the stores'
+    shared asyncpg pool, or one of its own)."""
     if engine.dialect.name == "postgresql":
-        return PostgresSessionStore(engine, lifetime, grace)
+        from statebridge.stores.sessions.postgres import PostgresSessionStore
+
+        return PostgresSessionStore(engine, lifetime, grace, pool)
+    from statebridge.stores.sessions.sqlite import SqliteSessionStore
+
     return SqliteSessionStore(engine, lifetime, grace)

@@ -101,3 +101,18 @@ class Coalescer(Generic[Item, Result]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+def rounds(keys: Sequence[object]) -> list[list[int]]:
+    """Indexes of a batch split so that no round holds one key twice: the first call of
+    every key, then the second, and so on, in arrival order (one statement cannot change a
+    row twice, and a key's calls must apply in the order they came)."""
+    split: list[list[int]] = []
+    seen: dict[object, int] = {}
+    for index, key in enumerate(keys):
+        depth = seen.get(key, 0)
+        seen[key] = depth + 1
+        if depth == len(split):
+            split.append([])
+        split[depth].append(index)
+    return split

@@ -1,0 +1,95 @@
+"""The asyncpg pool the PostgreSQL stores share: sessions' and carts' statements run on it.
+
+Plain prepared statements outside an explicit transaction: one round trip per statement,
+no BEGIN/COMMIT around it, no per-checkout ping or reset. The pool opens on first use and
+keeps its connections under load (no overflow that is opened and closed again); each one it
+opens is counted (`statebridge_db_connections_opened_total{pool="asyncpg"}`).
+
+An unreachable or cut-off database is `StoreUnavailable` (the app's 503), raised here, the
+one way to the pool; a connection that failed that way is closed, never handed on. Other
+database errors (a foreign key, a deadlock) reach the caller as asyncpg raised them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from statebridge.observability.metrics import METRICS
+from statebridge.stores.unavailable import StoreUnavailable
+
+POOL_SIZE = 10
+
+# The database cannot be reached, or dropped the connection, or refuses new work for now
+# (shutting down, starting up, too many connections, out of resources): a 503, not a 500.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out
+    asyncpg.PostgresConnectionError,  # 08xxx
+    asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin or crash shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: too many connections
+    asyncpg.InterfaceError,  # the connection or the pool closed under the call
+    # a connection the server cut off in the middle of a statement can be left in a state
+    # asyncpg cannot use again ("another operation is in progress"): it is closed, below
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+async def keep_as_is(_connection: Any) -> None:
+    """No reset on release: asyncpg's default costs a round trip per checkout, and the
+    statements run here leave nothing behind (no SET, LISTEN, cursors or locks, no open
+    transaction)."""
+
+
+async def counted(_connection: Any) -> None:
+    """Every connection the pool opens, counted once."""
+    METRICS.connection_opened("asyncpg")
+
+
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PgPool:
+    """`await fetch(query, *args)` on a pooled connection of the engine's database."""
+
+    def __init__(self, engine: AsyncEngine, size: int = POOL_SIZE) -> None:
+        self.dsn = asyncpg_dsn(engine)
+        self.size = size
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _open(self) -> Any:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.size,
+                    reset=keep_as_is,
+                    init=counted,
+                )
+        return self._pool
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        try:
+            pool = self._pool or await self._open()
+            connection = await pool.acquire()
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"database: {type(exc).__name__}: {exc}") from exc
+        try:
+            return await connection.fetch(query, *args)  # type: ignore[no-any-return]
+        except UNREACHABLE as exc:
+            # never hand a connection that failed this way to the next caller: the pool
+            # opens a new one in its place
+            connection.terminate()
+            raise StoreUnavailable(f"database: {type(exc).__name__}: {exc}") from exc
+        finally:
+            await pool.release(connection)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
