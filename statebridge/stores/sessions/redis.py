@@ -12,6 +12,11 @@ different order than PostgreSQL still leave the newest state. Reads are one Lua 
 checks, slides and returns the session; PostgreSQL's `expires_at` is refreshed only when it
 lags the true expiry by `refresh` or more.
 
+A deleted session's hash becomes a tombstone (`gone`) for the idle lifetime, which no
+snapshot overwrites: a write PostgreSQL took just before the delete, whose snapshot reaches
+Redis just after it, would otherwise bring the session back, readable from Redis though
+PostgreSQL no longer has it. Reads take a tombstone for a session Redis does not have.
+
 Redis is a cache, never the only copy, and nothing in it is trusted to say that a session is
 gone unless it says so itself: a session Redis does not have is looked up in PostgreSQL
 (with `refresh` of grace, since that copy may lag) and cached again. A key outlives its
@@ -90,6 +95,7 @@ return out
 """
 
 SNAPSHOT = """
+if redis.call('HEXISTS', KEYS[1], 'gone') == 1 then return 0 end
 local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if current and current >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'id', ARGV[2], 'userId', ARGV[3],
@@ -395,8 +401,11 @@ class RedisSessionStore:
     async def destroy(self, session_id: str) -> bool:
         deleted = await self.sql.destroy(session_id)
         try:
+            key = session_key(session_id)
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(session_key(session_id))
+                pipe.delete(key)
+                pipe.hset(key, "gone", "1")  # a tombstone: late snapshots are refused
+                pipe.pexpire(key, self.lifetime.idle)
                 pipe.zrem(LIVE, session_id)
                 await pipe.execute()
         except RedisError as exc:
