@@ -11,8 +11,6 @@ the project's config) and the app never sees the request.
 
 from __future__ import annotations
 
-import itertools
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -25,6 +23,14 @@ import pytest
 from tests.support.envelope import assert_envelope
 from tests.support.nginx import NGINX, Proxy, statebridge
 from tests.support.private_services import own_server
+from tests.support.rawhttp import (
+    access_status,
+    errors_logged,
+    new_request_id,
+    parse,
+    read_all,
+    send_raw,
+)
 from tests.support.servers import Server
 
 HTTP_SERVERS = ["granian", "uvicorn"]
@@ -36,7 +42,6 @@ BAD_CHUNKS = {
     "no-crlf-after-data": b'2\r\n{}XY3\r\n"a"\r\n0\r\n\r\n',
 }
 CUT_OFF = b'40\r\n{"operation": "add", "va'  # 0x40 bytes announced, fewer sent
-_ids = itertools.count()
 
 
 @pytest.fixture(scope="module", params=HTTP_SERVERS)
@@ -57,55 +62,6 @@ def chunked_head(path: str, request_id: str) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Transfer-Encoding: chunked\r\nX-Request-ID: {request_id}\r\n\r\n"
     ).encode()
-
-
-def read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
-def parse(raw: bytes) -> httpx.Response:
-    """One HTTP/1.1 answer (Content-Length framed) as an httpx.Response."""
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = [(name.strip(), value.strip()) for name, value in (x.split(":", 1) for x in lines)]
-    length = int({name.lower(): value for name, value in headers}["content-length"])
-    assert len(rest) == length, f"more than one answer on the connection: {raw!r:.600}"
-    return httpx.Response(int(status_line.split()[1]), headers=headers, content=rest)
-
-
-def send_raw(port: int, data: bytes) -> httpx.Response:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        return parse(read_all(sock))
-
-
-def new_request_id(label: str) -> str:
-    return f"protocol-{label}-{next(_ids)}-{time.monotonic_ns()}"
-
-
-def access_status(server: Server, request_id: str, timeout: float = 5.0) -> int | None:
-    """The status in the access-log line of `request_id` (None if it never reached the app)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in server.log().splitlines():
-            if request_id in line and '"statebridge.access"' in line:
-                status: int = json.loads(line)["status"]
-                return status
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.05)
-
-
-def errors_logged(text: str) -> list[str]:
-    return [
-        line
-        for line in text.splitlines()
-        if '"level":"error"' in line or '"level":"critical"' in line or "Traceback" in line
-    ]
 
 
 def assert_clean_400(server: Server, response: httpx.Response) -> None:
