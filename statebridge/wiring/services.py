@@ -22,6 +22,7 @@ from statebridge.config import Settings
 from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
 from statebridge.db.identity import database_id
+from statebridge.db.local import close_local
 from statebridge.errors import StartupError as StartupError
 from statebridge.stores.carts.base import CartStore
 from statebridge.stores.carts.postgres import PostgresCartStore
@@ -29,6 +30,7 @@ from statebridge.stores.carts.sqlite import SqliteCartStore
 from statebridge.stores.counters.base import Counters
 from statebridge.stores.counters.redis import RedisCounters
 from statebridge.stores.counters.sql import SqlCounters
+from statebridge.stores.counters.sqlite import SqliteCounters
 from statebridge.stores.counts import LiveCounts
 from statebridge.stores.pgpool import PgPool
 from statebridge.stores.sessions.base import Lifetime, SessionStore
@@ -70,6 +72,7 @@ class Services:
             await self.pool.close()
         if isinstance(self.catalog, CachedCatalog):
             await self.catalog.close()
+        close_local(self.engine)
         await self.engine.dispose()
 
 
@@ -166,7 +169,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             timedelta(seconds=settings.session_max_lifetime),
         )
         backend = settings.effective_session_backend
-        sql_counters = SqlCounters(engine)
+        sql_counters = SqlCounters(engine) if pool is not None else SqliteCounters(engine)
         counters: Counters = sql_counters
         if backend == "sql":
             sessions: SessionStore = sql_store(engine, lifetime, pool=pool)

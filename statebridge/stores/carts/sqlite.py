@@ -1,14 +1,19 @@
 """Carts on SQLAlchemy, as the embedded SQLite default keeps them: each change is one
-upsert or delete and the read back, in one IMMEDIATE transaction."""
+upsert or delete and the read back, in the process's shared IMMEDIATE transaction (group
+commit, statebridge/db/local.py); a read is a plain SELECT on the loop's own connection."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
+from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import shopping_carts
 from statebridge.stores.carts.base import CartItem, CartStore, Line, SessionGone
 from statebridge.timeutil import utcnow
@@ -23,17 +28,19 @@ LINES = sa.select(
 
 
 class SqliteCartStore(CartStore):
+    @property
+    def local(self) -> LocalSqlite:
+        return local_sqlite(self.engine)
+
+    def _lines(self, conn: Connection, session_id: str) -> list[Any]:
+        return list(conn.execute(LINES.where(shopping_carts.c.session_id == session_id)))
+
     async def items(
         self, session_id: str, started: Awaitable[list[Line]] | None = None
     ) -> list[CartItem]:
         if started is not None:
             return await self._items(await started)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
-            lines = list(rows)
-        # outside: on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and
-        # the catalog may need a connection of its own to reload
-        return await self._items(lines)
+        return await self._items(self.local.read(partial(self._lines, session_id=session_id)))
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         now = utcnow()
@@ -51,29 +58,29 @@ class SqliteCartStore(CartStore):
                 "updated_at": insert.excluded.updated_at,
             },
         )
+
+        def work(conn: Connection) -> list[Any]:
+            conn.execute(upsert)
+            return self._lines(conn, session_id)
+
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(upsert)
-                rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
-                lines = list(rows)
+            lines = await self.local.write(work)
         except IntegrityError as exc:  # the only constraints left are the foreign keys
             raise SessionGone(session_id) from exc
         return await self._items(lines)
 
     async def remove(self, session_id: str, product_id: str) -> list[CartItem]:
-        async with self.engine.begin() as conn:
-            await conn.execute(
+        def work(conn: Connection) -> list[Any]:
+            conn.execute(
                 sa.delete(shopping_carts).where(
                     shopping_carts.c.session_id == session_id,
                     shopping_carts.c.product_id == product_id,
                 )
             )
-            rows = await conn.execute(LINES.where(shopping_carts.c.session_id == session_id))
-            lines = list(rows)
-        return await self._items(lines)
+            return self._lines(conn, session_id)
+
+        return await self._items(await self.local.write(work))
 
     async def clear(self, session_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.delete(shopping_carts).where(shopping_carts.c.session_id == session_id)
-            )
+        statement = sa.delete(shopping_carts).where(shopping_carts.c.session_id == session_id)
+        await self.local.write(partial(execute, statement))

@@ -1,19 +1,31 @@
-"""Sessions in the embedded SQLite file: each verb one IMMEDIATE transaction, so reading,
-merging in Python and writing back is serialised against every other writer of the file."""
+"""Sessions in the embedded SQLite file, on the process's own connection in the event loop's
+thread (statebridge/db/local.py): a read is a plain SELECT, its sliding expiry written in the
+next shared transaction without the reader waiting for it (as the Redis backend refreshes
+PostgreSQL's copy lazily); every write runs in that shared IMMEDIATE transaction (group
+commit), so reading, merging in Python and writing back is serialised against every other
+writer of the file."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
-from statebridge.db.engine import begin_immediate
+from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import sessions
 from statebridge.stores.sessions.base import Session, new_session_id
-from statebridge.stores.sessions.sql import COLUMNS, SqlSessionStore, session_from_row
+from statebridge.stores.sessions.sql import COLUMNS, REFRESH, SqlSessionStore, session_from_row
 from statebridge.timeutil import utcnow
+
+# built once: a statement made per call costs more to build and key than to run
+LIVE_BY_ID = sa.select(*COLUMNS).where(
+    sessions.c.id == sa.bindparam("sid"),
+    sessions.c.expires_at > sa.bindparam("after"),
+    sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > sa.bindparam("now")),
+)
 
 
 def bump(value: Any) -> int:
@@ -24,27 +36,31 @@ def bump(value: Any) -> int:
 
 
 class SqliteSessionStore(SqlSessionStore):
+    _slides: dict[str, tuple[datetime, datetime]] | None = None
+
+    @property
+    def local(self) -> LocalSqlite:
+        return local_sqlite(self.engine)
+
     async def create(self, user_id: str, data: dict[str, Any]) -> Session:
         now = utcnow()
         expires, hard = self.lifetime.first_expiry(now)
         session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.insert(sessions).values(
-                    id=session.id,
-                    user_id=user_id,
-                    data=session.data,
-                    created_at=now,
-                    last_accessed=now,
-                    expires_at=expires,
-                    max_expires_at=hard,
-                )
-            )
+        statement = sa.insert(sessions).values(
+            id=session.id,
+            user_id=user_id,
+            data=session.data,
+            created_at=now,
+            last_accessed=now,
+            expires_at=expires,
+            max_expires_at=hard,
+        )
+        await self.local.write(partial(execute, statement))
         return session
 
-    async def _touch_returning(
+    def _touch_returning(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         session_id: str,
         now: datetime,
         strict: bool = False,
@@ -56,69 +72,87 @@ class SqliteSessionStore(SqlSessionStore):
             .values(last_accessed=now, expires_at=self._expiry(now), **values)
             .returning(*COLUMNS)
         )
-        row = (await conn.execute(statement)).first()
+        row = conn.execute(statement).first()
         return session_from_row(row) if row else None
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
-        """The live session, its expiry slid; `strict`: live by the row's own expiry, without
-        the grace given to a copy that may lag."""
-        async with self.engine.begin() as conn:
-            return await self._touch_returning(conn, session_id, utcnow(), strict)
+        """The live session, its expiry slid: in the answer at once, in the file with the
+        next shared transaction (only ever forward: a slide written late never takes back a
+        later one)."""
+        now = utcnow()
+        params = {"sid": session_id, "now": now, "after": now if strict else now - self.grace}
+        row = self.local.read(lambda conn: conn.execute(LIVE_BY_ID, params).first())
+        if row is None:
+            return None
+        session = session_from_row(row)
+        session.last_accessed = now
+        session.expires_at = self.lifetime.next_expiry(now, session.max_expires_at)
+        self._slide(session)
+        return session
+
+    def _slide(self, session: Session) -> None:
+        """Queue the session's new expiry; the slides queued meanwhile are one statement."""
+        if self._slides is None:
+            self._slides = {}
+            self.local.write_later(self._write_slides)
+        self._slides[session.id] = (session.last_accessed, session.expires_at)
+
+    def _write_slides(self, conn: Connection) -> None:
+        slides, self._slides = self._slides or {}, None
+        params = [
+            {"sid": session_id, "last": last, "expires": expires}
+            for session_id, (last, expires) in sorted(slides.items())
+        ]
+        if params:
+            conn.execute(REFRESH, params)
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
 
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
-        now = utcnow()
-        async with begin_immediate(self.engine) as conn:
-            merged = await self._merged(conn, session_id, now, patch)
-            if merged is None:
+        def work(conn: Connection) -> Session | None:
+            now = utcnow()
+            current = self._read_data(conn, session_id, now)
+            if current is None:
                 return None
-            return await self._touch_returning(
-                conn, session_id, now, data=merged, version=sessions.c.version + 1
+            return self._touch_returning(
+                conn,
+                session_id,
+                now,
+                data={**current, **patch},
+                version=sessions.c.version + 1,
             )
+
+        return await self.local.write(work)
 
     async def increment(
         self, session_id: str, key: str, patch: dict[str, Any]
     ) -> tuple[Session, int] | None:
-        now = utcnow()
-        async with begin_immediate(self.engine) as conn:
-            merged = await self._incremented(conn, session_id, now, key, patch)
-            if merged is None:
+        def work(conn: Connection) -> Session | None:
+            now = utcnow()
+            existing = self._read_data(conn, session_id, now)
+            if existing is None:
                 return None
-            session = await self._touch_returning(
+            merged = {**existing, **patch, key: bump(existing.get(key))}
+            return self._touch_returning(
                 conn, session_id, now, data=merged, version=sessions.c.version + 1
             )
+
+        session = await self.local.write(work)
         if session is None:
             return None
         return session, int(session.data[key])
 
-    async def _merged(
-        self, conn: AsyncConnection, session_id: str, now: datetime, patch: dict[str, Any]
-    ) -> Any:
-        """The session's new `data` (`data || patch`), or None when it is not live."""
-        current = await self._read_data(conn, session_id, now)
-        return None if current is None else {**current, **patch}
-
-    async def _incremented(
-        self, conn: AsyncConnection, session_id: str, now: datetime, key: str, patch: dict[str, Any]
-    ) -> Any:
-        """The new `data` with `key` counted up by one, or None when it is not live."""
-        existing = await self._read_data(conn, session_id, now)
-        if existing is None:
-            return None
-        return {**existing, **patch, key: bump(existing.get(key))}
-
-    async def _read_data(
-        self, conn: AsyncConnection, session_id: str, now: datetime
-    ) -> dict[str, Any] | None:
+    def _read_data(self, conn: Connection, session_id: str, now: datetime) -> dict[str, Any] | None:
         query = sa.select(sessions.c.data).where(self._live(session_id, now))
-        row = (await conn.execute(query)).first()
+        row = conn.execute(query).first()
         return None if row is None else dict(row.data or {})
 
     async def destroy(self, session_id: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
+        def work(conn: Connection) -> bool:
+            statement = (
                 sa.delete(sessions).where(self._live(session_id, utcnow())).returning(sessions.c.id)
             )
-            return result.first() is not None
+            return conn.execute(statement).first() is not None
+
+        return await self.local.write(work)
