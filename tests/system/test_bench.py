@@ -134,6 +134,8 @@ def test_every_case_runs_clean_against_a_second_statebridge(
     for row in report["summary"]:
         for server in ("statebridge", "second"):
             assert_clean(row[server], f"{row['scenario']} {server}")
+            # read from each server's /metrics around the run (a Phase 1 would have None)
+            assert isinstance(row[server]["connections_opened"], int), row[server]
         assert row["ratio"] > 0
     by_name = {row["scenario"]: row for row in report["summary"]}
     for name, unit in (
@@ -154,6 +156,10 @@ def test_every_case_runs_clean_against_a_second_statebridge(
     assert ratios == sorted(ratios)
     assert sum("| second |" in line for line in lines) == len(names)
     assert any("lifecycles/s)" in line for line in first_rows)
+    assert (
+        "| conns opened |"
+        in lines[next(i for i, line in enumerate(lines) if "| scenario |" in line)]
+    )
     # the preferences written were each user's own: the catalog is as it was
     after = httpx.get(f"{target.stateless_url}/users", timeout=10).json()["data"]["users"]
     assert [user["preferences"] for user in after] == [user["preferences"] for user in catalog]

@@ -46,6 +46,8 @@ class Result:
     machine_busy_percent: float | None = None  # of all CPUs, whoever used them
     cpu_by_pid: dict[int, float] = field(default_factory=dict)  # each --pid's share
     disk_stall_ms: float | None = None  # longest time the --disk device completed nothing
+    # database connections the server opened during the run (its /metrics; None without)
+    connections_opened: int | None = None
     engine: str = ""  # wrk | python
     flows: int | None = None  # a flow case's complete passes (lifecycles, sessions ended)
     flow_unit: str = ""

@@ -87,9 +87,15 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
     watched = any(
         row.get(name, {}).get("disk_stall_ms") is not None for row in rows for name in names
     )
+    counted = any(
+        row.get(name, {}).get("connections_opened") is not None for row in rows for name in names
+    )
     header = (
         "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
-        "| CPU µs/req | machine busy |" + (" disk stall ms |" if watched else "") + " ratio |"
+        "| CPU µs/req | machine busy |"
+        + (" disk stall ms |" if watched else "")
+        + (" conns opened |" if counted else "")
+        + " ratio |"
     )
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
     for row in rows:
@@ -104,6 +110,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
                 f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
                 f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | "
                 + (f"{fmt(data.get('disk_stall_ms'), 0)} | " if watched else "")
+                + (f"{fmt(data.get('connections_opened'), 0)} | " if counted else "")
                 + f"{ratio} |"
             )
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import threading
 import time
@@ -67,6 +68,20 @@ def needs(plan: list[Case], soak_mix: bool) -> tuple[bool, bool]:
     return catalog, sessions
 
 
+OPENED = re.compile(r"^statebridge_db_connections_opened_total\{[^}]*\} (\d+)$", re.M)
+
+
+def connections_opened(url: str, insecure: bool) -> int | None:
+    """Database connections the server has opened so far, from its /metrics (every pool);
+    None when it has no such metric (Phase 1)."""
+    try:
+        answer = httpx.get(f"{url}/metrics", timeout=5.0, verify=not insecure)
+    except httpx.HTTPError:
+        return None
+    found = OPENED.findall(answer.text) if answer.status_code == 200 else []
+    return sum(int(value) for value in found) if found else None
+
+
 class Runner:
     def __init__(self, options: Options, workdir: Path) -> None:
         self.options = options
@@ -103,10 +118,12 @@ class Runner:
         if self.options.warmup > 0:
             self.load(target, case, self.options.warmup)
         watch = disk.Watch(self.options.disk) if self.options.disk else None
+        opened_before = connections_opened(target.url, self.options.insecure)
         cpu_before, machine_before = cpu.read(target.pids), cpu.machine_times()
         with watch or contextlib.nullcontext():
             data = self.load(target, case, self.options.seconds)
         cpu_after, machine_after = cpu.read(target.pids), cpu.machine_times()
+        opened_after = connections_opened(target.url, self.options.insecure)
         cpu_total, cpu_by_pid = cpu.spent(cpu_before, cpu_after)
         socket_errors = data.get("socket", 0) + sum(
             data.get(key, 0) for key in ("connect", "read", "write", "timeout")
@@ -127,6 +144,11 @@ class Runner:
             machine_busy_percent=cpu.busy_percent(machine_before, machine_after),
             cpu_by_pid=cpu_by_pid if len(target.pids) > 1 else {},
             disk_stall_ms=watch.stall_ms if watch else None,
+            connections_opened=(
+                opened_after - opened_before
+                if opened_before is not None and opened_after is not None
+                else None
+            ),
             engine="python" if case.flow else self.engine,
             flows=data.get("flows"),
             flow_unit=case.unit,
