@@ -40,8 +40,9 @@ class Argument:
     """How to produce one endpoint argument from the request."""
 
     name: str
-    call: Callable[[Request], Any] | None  # None: the Request itself
+    call: Callable[[Request], Any] | None  # None: the Request itself (or a path parameter)
     is_async: bool
+    path_parameter: bool = False  # a plain `str` path parameter, as the route matched it
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,11 @@ def takes_only_request(call: Callable[..., Any]) -> bool:
     return len(parameters) == 1 and all(hints.get(p.name) is Request for p in parameters)
 
 
-def plan(endpoint: Callable[..., Any]) -> tuple[Argument, ...] | None:
-    """The endpoint's arguments, if every one can come from the Request alone."""
+def plan(
+    endpoint: Callable[..., Any], path_parameters: frozenset[str] = frozenset()
+) -> tuple[Argument, ...] | None:
+    """The endpoint's arguments, if every one can come from the Request alone (or is one of
+    the route's `path_parameters`, annotated plain `str`)."""
     try:
         hints = typing.get_type_hints(endpoint, include_extras=True)
         parameters = inspect.signature(endpoint).parameters.values()
@@ -79,6 +83,9 @@ def plan(endpoint: Callable[..., Any]) -> tuple[Argument, ...] | None:
         hint = hints.get(parameter.name)
         if hint is Request:
             arguments.append(Argument(parameter.name, None, False))
+            continue
+        if parameter.name in path_parameters and hint is str:
+            arguments.append(Argument(parameter.name, None, False, path_parameter=True))
             continue
         if get_origin(hint) is not Annotated:
             return None
@@ -99,8 +106,34 @@ def route_entries(app: FastAPI) -> Iterable[Any]:
     return list(iter_route_contexts(app.router.routes))
 
 
+@dataclass(frozen=True)
+class PatternLane:
+    """A route with `str` path parameters: taken for a path its pattern matches, unless a
+    route FastAPI would try first matches that path too (checked per request)."""
+
+    method: str
+    regex: Any
+    lane: Lane
+    earlier: tuple[tuple[Any, frozenset[str] | None], ...]
+
+
+def string_parameters(entry: Any) -> frozenset[str] | None:
+    """The route's path parameters, if every one is a plain string ({name}, no convertor)."""
+    convertors = getattr(entry, "param_convertors", None)
+    if not isinstance(convertors, dict):
+        return None
+    if not all(type(convertor).__name__ == "StringConvertor" for convertor in convertors.values()):
+        return None
+    return frozenset(convertors)
+
+
 def lanes_of(app: FastAPI) -> dict[tuple[str, str], Lane]:
+    return planned(app)[0]
+
+
+def planned(app: FastAPI) -> tuple[dict[tuple[str, str], Lane], list[PatternLane]]:
     table: dict[tuple[str, str], Lane] = {}
+    patterns: list[PatternLane] = []
     # routes seen so far, as (pattern, methods): FastAPI takes the first full match, so an
     # exact path that an earlier route also matches (for that method) stays FastAPI's
     earlier: list[tuple[Any, set[str] | None]] = []
@@ -111,8 +144,17 @@ def lanes_of(app: FastAPI) -> dict[tuple[str, str], Lane]:
         methods: set[str] | None = getattr(entry, "methods", None) or None
         plain = isinstance(path, str) and "{" not in path
         arguments = None
-        if isinstance(original, APIRoute) and plain and not getattr(entry, "dependencies", None):
+        lanable = isinstance(original, APIRoute) and not getattr(entry, "dependencies", None)
+        if lanable and plain:
             arguments = plan(original.endpoint)
+        elif lanable and regex is not None and (names := string_parameters(entry)):
+            templated = plan(original.endpoint, names)
+            if templated is not None and {a.name for a in templated if a.path_parameter} == names:
+                before = tuple(
+                    (pattern, frozenset(taken) if taken else None) for pattern, taken in earlier
+                )
+                lane = Lane(original.endpoint, templated, entry)
+                patterns.extend(PatternLane(m, regex, lane, before) for m in methods or ())
         if arguments is not None and isinstance(path, str):
             for method in methods or ():
                 shadowed = any(
@@ -123,7 +165,7 @@ def lanes_of(app: FastAPI) -> dict[tuple[str, str], Lane]:
                     table[(method, path)] = Lane(original.endpoint, arguments, entry)
         if regex is not None:
             earlier.append((regex, methods))
-    return table
+    return table, patterns
 
 
 class FastLanes:
@@ -131,7 +173,7 @@ class FastLanes:
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
-        self.lanes = lanes_of(api)
+        self.lanes, self.patterns = planned(api)
         self.by_class: dict[type[BaseException], Handler] = {}
         self.by_status: dict[int, Handler] = {}
         for key, handler in api.exception_handlers.items():
@@ -144,7 +186,24 @@ class FastLanes:
         path, root = scope["path"], scope.get("root_path")
         if root and path.startswith(root):  # as Starlette's routing sees it
             path = path[len(root) :]
-        return self.lanes.get((scope["method"], path))
+        method = scope["method"]
+        lane = self.lanes.get((method, path))
+        if lane is not None or not self.patterns:
+            return lane
+        for candidate in self.patterns:
+            if candidate.method != method:
+                continue
+            match = candidate.regex.match(path)
+            if match is None:
+                continue
+            if any(
+                pattern.match(path) and (taken is None or method in taken)
+                for pattern, taken in candidate.earlier
+            ):
+                return None  # FastAPI would answer with an earlier route: leave it to FastAPI
+            scope["path_params"] = match.groupdict()
+            return candidate.lane
+        return None
 
     async def answer(self, lane: Lane, scope: Scope, receive: Receive, send: Send) -> Response:
         """The endpoint's response, or its registered handler's; an error no handler takes
@@ -156,7 +215,9 @@ class FastLanes:
         try:
             values = {}
             for argument in lane.arguments:
-                if argument.call is None:
+                if argument.path_parameter:
+                    values[argument.name] = scope["path_params"][argument.name]
+                elif argument.call is None:
                     values[argument.name] = request
                 elif argument.is_async:
                     values[argument.name] = await argument.call(request)
