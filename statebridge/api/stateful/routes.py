@@ -314,10 +314,14 @@ async def update_preferences(body: Body, session: LiveSession, services: Service
     if not isinstance(preferences, dict):
         raise validation_error("preferences", "Preferences must be an object")
     check_size(preferences, services.settings.max_preferences_bytes, "preferences")
-    user = await services.catalog.set_preferences(session.user_id, preferences)
+    # the user's row and the session's timestamp are separate writes: made together
+    saving = asyncio.ensure_future(services.catalog.set_preferences(session.user_id, preferences))
+    try:
+        await merge_into(services, session, {"lastPreferencesUpdate": js_now()})
+    finally:
+        user = await saving
     if user is None:
         raise ApiError(404, "User not found")
-    await merge_into(services, session, {"lastPreferencesUpdate": js_now()})
     data = {
         "profile": {
             "id": user["id"],
