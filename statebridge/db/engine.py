@@ -20,6 +20,7 @@ def json_dumps(value: Any) -> str:
 
 
 IMMEDIATE = "sqlite_immediate"
+SINGLE_READ = "sqlite_single_read"  # a connection that runs one SELECT and nothing else
 
 
 @asynccontextmanager
@@ -49,8 +50,10 @@ def configure_sqlite(engine: Engine, busy_ms: int = 10000) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(SINGLE_READ, False):
+            return  # one SELECT: its own implicit transaction, no BEGIN/ROLLBACK around it
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(IMMEDIATE, False) else "BEGIN")
 
 
 def sqlite_path(url: str) -> Path | None:

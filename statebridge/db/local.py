@@ -12,11 +12,11 @@ request's path run here instead, through SQLAlchemy's synchronous engine on one 
 - `read(fn)`: `fn(conn)` at once. WAL readers never wait for the writer, so a read blocks
   the loop for microseconds.
 - `await write(fn)`: the writes that arrive together run in one `BEGIN IMMEDIATE`
-  transaction, each in a savepoint of its own (one failing, e.g. on a foreign key, is undone
-  alone and reaches its caller alone), and each caller is answered once that transaction has
-  committed. One such transaction at a time: this process never waits on itself. When
-  another process holds the write lock (`--workers`), the batch runs on a worker thread
-  that waits for it, so the loop never does.
+  transaction, and each caller is answered once that transaction has committed. Should one
+  fail (a foreign key, say), the batch is rolled back and each write runs again alone, so the
+  failure reaches its caller alone. One such transaction at a time: this process never
+  waits on itself. When another process holds the write lock (`--workers`), the batch runs
+  on a worker thread that waits for it, so the loop never does.
 - `write_later(fn)`: the same, without waiting (the sliding expiry of a read).
 
 Nothing here is hand-written SQL: the stores pass the same SQLAlchemy statements as before.
@@ -32,7 +32,8 @@ import asyncio
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -43,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 from statebridge.batching import Coalescer
-from statebridge.db.engine import IMMEDIATE, configure_sqlite, json_dumps, sqlite_path
+from statebridge.db.engine import IMMEDIATE, SINGLE_READ, configure_sqlite, json_dumps, sqlite_path
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
@@ -85,9 +86,11 @@ class LocalSqlite:
         return self._engine
 
     def read(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(conn)` at once; `fn` runs one SELECT (in SQLite's own implicit transaction:
+        two statements would not see one snapshot)."""
         try:
-            with self.engine.connect() as conn:
-                return fn(conn)
+            with self.engine.connect() as plain:
+                return fn(plain.execution_options(**{SINGLE_READ: True}))
         except OperationalError as exc:
             if _is_busy(exc):
                 raise Busy(str(exc)) from exc
@@ -120,8 +123,32 @@ class LocalSqlite:
 
 def run_batch(engine: Engine, batch: list[Work]) -> list[Any]:
     """The batch in one IMMEDIATE transaction; Busy if the write lock is not free at once
-    (only on the engine that does not wait)."""
+    (only on the engine that does not wait). Should one write fail, the transaction is
+    rolled back and each write runs again in a transaction of its own, so that the failure
+    reaches its caller alone (savepoints around every write would cost two statements each
+    on the common path, where nothing fails)."""
+    try:
+        with begin_immediate_sync(engine) as conn:
+            return [work(conn) for work in batch]
+    except Busy:
+        raise
+    except Exception:
+        if len(batch) == 1:
+            raise
     results: list[Any] = []
+    for work in batch:
+        try:
+            with begin_immediate_sync(engine) as conn:
+                results.append(work(conn))
+        except Busy:
+            raise
+        except Exception as exc:  # that write alone failed, and its caller is told
+            results.append(exc)
+    return results
+
+
+@contextmanager
+def begin_immediate_sync(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as plain:
         conn = plain.execution_options(**{IMMEDIATE: True})
         try:
@@ -131,15 +158,7 @@ def run_batch(engine: Engine, batch: list[Work]) -> list[Any]:
                 raise Busy(str(exc)) from exc
             raise
         with transaction:
-            if len(batch) == 1:
-                return [batch[0](conn)]
-            for work in batch:
-                try:
-                    with conn.begin_nested():
-                        results.append(work(conn))
-                except Exception as exc:  # that write alone is undone, and its caller told
-                    results.append(exc)
-    return results
+            yield conn
 
 
 def execute(statement: Any, conn: Connection) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from statebridge.db.local import LocalSqlite, execute, local_sqlite
+from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import shopping_carts
 from statebridge.stores.carts.base import CartItem, CartStore, Line, SessionGone
 from statebridge.timeutil import utcnow
@@ -27,13 +27,36 @@ LINES = sa.select(
 ).order_by(shopping_carts.c.id)
 
 
+# built once: a statement made per call costs more to build and key than to run
+LINES_OF = LINES.where(shopping_carts.c.session_id == sa.bindparam("sid"))
+_INSERT = sqlite.insert(shopping_carts).values(
+    session_id=sa.bindparam("sid"),
+    product_id=sa.bindparam("pid"),
+    quantity=sa.bindparam("qty"),
+    created_at=sa.bindparam("now"),
+    updated_at=sa.bindparam("now"),
+)
+ADD_LINE = _INSERT.on_conflict_do_update(
+    index_elements=[shopping_carts.c.session_id, shopping_carts.c.product_id],
+    set_={
+        "quantity": shopping_carts.c.quantity + _INSERT.excluded.quantity,
+        "updated_at": _INSERT.excluded.updated_at,
+    },
+)
+REMOVE_LINE = sa.delete(shopping_carts).where(
+    shopping_carts.c.session_id == sa.bindparam("sid"),
+    shopping_carts.c.product_id == sa.bindparam("pid"),
+)
+CLEAR = sa.delete(shopping_carts).where(shopping_carts.c.session_id == sa.bindparam("sid"))
+
+
 class SqliteCartStore(CartStore):
     @property
     def local(self) -> LocalSqlite:
         return local_sqlite(self.engine)
 
     def _lines(self, conn: Connection, session_id: str) -> list[Any]:
-        return list(conn.execute(LINES.where(shopping_carts.c.session_id == session_id)))
+        return list(conn.execute(LINES_OF, {"sid": session_id}))
 
     async def items(
         self, session_id: str, started: Awaitable[list[Line]] | None = None
@@ -43,24 +66,10 @@ class SqliteCartStore(CartStore):
         return await self._items(self.local.read(partial(self._lines, session_id=session_id)))
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
-        now = utcnow()
-        insert = sqlite.insert(shopping_carts).values(
-            session_id=session_id,
-            product_id=product_id,
-            quantity=quantity,
-            created_at=now,
-            updated_at=now,
-        )
-        upsert = insert.on_conflict_do_update(
-            index_elements=[shopping_carts.c.session_id, shopping_carts.c.product_id],
-            set_={
-                "quantity": shopping_carts.c.quantity + insert.excluded.quantity,
-                "updated_at": insert.excluded.updated_at,
-            },
-        )
+        params = {"sid": session_id, "pid": product_id, "qty": quantity, "now": utcnow()}
 
         def work(conn: Connection) -> list[Any]:
-            conn.execute(upsert)
+            conn.execute(ADD_LINE, params)
             return self._lines(conn, session_id)
 
         try:
@@ -71,16 +80,13 @@ class SqliteCartStore(CartStore):
 
     async def remove(self, session_id: str, product_id: str) -> list[CartItem]:
         def work(conn: Connection) -> list[Any]:
-            conn.execute(
-                sa.delete(shopping_carts).where(
-                    shopping_carts.c.session_id == session_id,
-                    shopping_carts.c.product_id == product_id,
-                )
-            )
+            conn.execute(REMOVE_LINE, {"sid": session_id, "pid": product_id})
             return self._lines(conn, session_id)
 
         return await self._items(await self.local.write(work))
 
     async def clear(self, session_id: str) -> None:
-        statement = sa.delete(shopping_carts).where(shopping_carts.c.session_id == session_id)
-        await self.local.write(partial(execute, statement))
+        def work(conn: Connection) -> None:
+            conn.execute(CLEAR, {"sid": session_id})
+
+        await self.local.write(work)

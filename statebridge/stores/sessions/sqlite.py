@@ -7,6 +7,7 @@ writer of the file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -21,10 +22,30 @@ from statebridge.stores.sessions.sql import COLUMNS, REFRESH, SqlSessionStore, s
 from statebridge.timeutil import utcnow
 
 # built once: a statement made per call costs more to build and key than to run
-LIVE_BY_ID = sa.select(*COLUMNS).where(
+LIVE = sa.and_(
     sessions.c.id == sa.bindparam("sid"),
     sessions.c.expires_at > sa.bindparam("after"),
     sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > sa.bindparam("now")),
+)
+LIVE_BY_ID = sa.select(*COLUMNS).where(LIVE)
+DATA_BY_ID = sa.select(sessions.c.data).where(LIVE)
+# the new data, the expiry slid (never past the absolute end), the version bumped
+WRITE_BY_ID = (
+    sa.update(sessions)
+    .where(LIVE)
+    .values(
+        data=sa.bindparam("new_data", type_=sessions.c.data.type),
+        last_accessed=sa.bindparam("now"),
+        expires_at=sa.case(
+            (
+                sessions.c.max_expires_at < sa.bindparam("slid"),
+                sessions.c.max_expires_at,
+            ),
+            else_=sa.bindparam("slid"),
+        ),
+        version=sessions.c.version + 1,
+    )
+    .returning(*COLUMNS)
 )
 
 
@@ -57,23 +78,6 @@ class SqliteSessionStore(SqlSessionStore):
         )
         await self.local.write(partial(execute, statement))
         return session
-
-    def _touch_returning(
-        self,
-        conn: Connection,
-        session_id: str,
-        now: datetime,
-        strict: bool = False,
-        **values: Any,
-    ) -> Session | None:
-        statement = (
-            sa.update(sessions)
-            .where(self._live(session_id, now, strict))
-            .values(last_accessed=now, expires_at=self._expiry(now), **values)
-            .returning(*COLUMNS)
-        )
-        row = conn.execute(statement).first()
-        return session_from_row(row) if row else None
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
         """The live session, its expiry slid: in the answer at once, in the file with the
@@ -109,44 +113,43 @@ class SqliteSessionStore(SqlSessionStore):
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
 
-    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
-        def work(conn: Connection) -> Session | None:
-            now = utcnow()
-            current = self._read_data(conn, session_id, now)
-            if current is None:
-                return None
-            return self._touch_returning(
-                conn,
-                session_id,
-                now,
-                data={**current, **patch},
-                version=sessions.c.version + 1,
-            )
+    def _params(self, session_id: str) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "sid": session_id,
+            "now": now,
+            "after": now - self.grace,
+            "slid": now + self.lifetime.idle,
+        }
 
-        return await self.local.write(work)
+    def _rewrite(
+        self, conn: Connection, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Session | None:
+        """Read the live session's data, write `change(data)` back: None if not live."""
+        params = self._params(session_id)
+        row = conn.execute(DATA_BY_ID, params).first()
+        if row is None:
+            return None
+        written = conn.execute(
+            WRITE_BY_ID, {**params, "new_data": change(dict(row.data or {}))}
+        ).first()
+        return session_from_row(written) if written else None
+
+    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
+        return await self.local.write(
+            lambda conn: self._rewrite(conn, session_id, lambda data: {**data, **patch})
+        )
 
     async def increment(
         self, session_id: str, key: str, patch: dict[str, Any]
     ) -> tuple[Session, int] | None:
-        def work(conn: Connection) -> Session | None:
-            now = utcnow()
-            existing = self._read_data(conn, session_id, now)
-            if existing is None:
-                return None
-            merged = {**existing, **patch, key: bump(existing.get(key))}
-            return self._touch_returning(
-                conn, session_id, now, data=merged, version=sessions.c.version + 1
-            )
+        def counted(data: dict[str, Any]) -> dict[str, Any]:
+            return {**data, **patch, key: bump(data.get(key))}
 
-        session = await self.local.write(work)
+        session = await self.local.write(lambda conn: self._rewrite(conn, session_id, counted))
         if session is None:
             return None
         return session, int(session.data[key])
-
-    def _read_data(self, conn: Connection, session_id: str, now: datetime) -> dict[str, Any] | None:
-        query = sa.select(sessions.c.data).where(self._live(session_id, now))
-        row = conn.execute(query).first()
-        return None if row is None else dict(row.data or {})
 
     async def destroy(self, session_id: str) -> bool:
         def work(conn: Connection) -> bool:
