@@ -61,7 +61,8 @@ def sync_engine(path: str, busy_ms: int, static: bool) -> Engine:
         f"sqlite:///{path}",
         json_serializer=json_dumps,
         json_deserializer=orjson.loads,
-        connect_args={"check_same_thread": False},
+        # sqlite3's own busy wait (5 s by default) applies before the PRAGMAs set ours
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         **({"poolclass": StaticPool} if static else {"pool_size": 2, "max_overflow": 0}),
     )
     configure_sqlite(engine, busy_ms=busy_ms)
@@ -85,16 +86,14 @@ class LocalSqlite:
             self._pid = os.getpid()
         return self._engine
 
-    def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` at once; `fn` runs one SELECT (in SQLite's own implicit transaction:
-        two statements would not see one snapshot)."""
+        two statements would not see one snapshot). Should SQLite be unable to start it at
+        once, it runs on a worker thread that waits."""
         try:
-            with self.engine.connect() as plain:
-                return fn(plain.execution_options(**{SINGLE_READ: True}))
-        except OperationalError as exc:
-            if _is_busy(exc):
-                raise Busy(str(exc)) from exc
-            raise
+            return run_read(self.engine, fn)
+        except Busy:
+            return await asyncio.to_thread(run_read, self.waiting, fn)
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` in the next shared transaction; its result once committed."""
@@ -105,14 +104,19 @@ class LocalSqlite:
         """Queue `fn` for the next shared transaction; its outcome is nobody's concern."""
         self._batches.enqueue(fn).add_done_callback(_ignore_outcome)
 
+    @property
+    def waiting(self) -> Engine:
+        """For work that must wait for another process's lock, on a worker thread."""
+        if self._waiting is None:
+            self._waiting = sync_engine(self.path, busy_ms=10000, static=False)
+        return self._waiting
+
     async def _run(self, batch: list[Work]) -> list[Any]:
         try:
             return run_batch(self.engine, batch)
         except Busy:
             pass
-        if self._waiting is None:
-            self._waiting = sync_engine(self.path, busy_ms=10000, static=False)
-        return await asyncio.to_thread(run_batch, self._waiting, batch)
+        return await asyncio.to_thread(run_batch, self.waiting, batch)
 
     def close(self) -> None:
         for engine in (self._engine, self._waiting):
@@ -147,18 +151,34 @@ def run_batch(engine: Engine, batch: list[Work]) -> list[Any]:
     return results
 
 
+def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    with busy_as_busy(), engine.connect() as plain:
+        return fn(plain.execution_options(**{SINGLE_READ: True}))
+
+
+@contextmanager
+def busy_as_busy() -> Iterator[None]:
+    """SQLite's "database is locked" (or busy) raised as `Busy`."""
+    try:
+        yield
+    except OperationalError as exc:
+        if _is_busy(exc):
+            raise Busy(str(exc)) from exc
+        raise
+
+
 @contextmanager
 def begin_immediate_sync(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as plain:
-        conn = plain.execution_options(**{IMMEDIATE: True})
+    with busy_as_busy():
+        plain = engine.connect()
         try:
+            conn = plain.execution_options(**{IMMEDIATE: True})
             transaction = conn.begin()
-        except OperationalError as exc:
-            if _is_busy(exc):
-                raise Busy(str(exc)) from exc
+        except BaseException:
+            plain.close()
             raise
-        with transaction:
-            yield conn
+    with plain, transaction:
+        yield conn
 
 
 def execute(statement: Any, conn: Connection) -> None:

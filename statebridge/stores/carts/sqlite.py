@@ -63,7 +63,7 @@ class SqliteCartStore(CartStore):
     ) -> list[CartItem]:
         if started is not None:
             return await self._items(await started)
-        return await self._items(self.local.read(partial(self._lines, session_id=session_id)))
+        return await self._items(await self.local.read(partial(self._lines, session_id=session_id)))
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         params = {"sid": session_id, "pid": product_id, "qty": quantity, "now": utcnow()}

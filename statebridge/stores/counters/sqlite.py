@@ -20,7 +20,7 @@ class SqliteCounters(SqlCounters):
         return await local_sqlite(self.engine).write(work)
 
     async def _read(self, name: str) -> int:
-        value = local_sqlite(self.engine).read(
+        value = await local_sqlite(self.engine).read(
             lambda conn: conn.execute(reading(name)).scalar_one_or_none()
         )
         return int(value or 0)
