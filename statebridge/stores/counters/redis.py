@@ -3,13 +3,10 @@ database's counter answering while Redis is unreachable."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from statebridge.batching import Coalescer
-from statebridge.stores.counters.base import Counters
+from statebridge.stores.counters.base import Counters, PerName, handed_out
 
 
 class RedisCounters:
@@ -24,20 +21,14 @@ class RedisCounters:
     def __init__(self, redis: Redis, fallback: Counters) -> None:
         self.redis = redis
         self.fallback = fallback
-        self._increments: dict[str, Coalescer[None, int]] = {}
-        self._reads: dict[str, Coalescer[None, int]] = {}
+        self._increments = PerName(self._allocate)
+        self._reads = PerName(self._read)
 
     async def incr(self, name: str) -> int:
-        coalescer = self._increments.get(name)
-        if coalescer is None:
-            coalescer = self._increments[name] = Coalescer(partial(self._allocate, name))
-        return await coalescer.submit(None)
+        return await self._increments.submit(name)
 
     async def get(self, name: str) -> int:
-        coalescer = self._reads.get(name)
-        if coalescer is None:
-            coalescer = self._reads[name] = Coalescer(partial(self._read, name))
-        return await coalescer.submit(None)
+        return await self._reads.submit(name)
 
     async def _allocate(self, name: str, callers: list[None]) -> list[int]:
         count = len(callers)
@@ -45,7 +36,7 @@ class RedisCounters:
             top = int(await self.redis.incrby(f"counter:{name}", count))
         except RedisError:
             return [await self.fallback.incr(name) for _ in range(count)]
-        return list(range(top - count + 1, top + 1))
+        return handed_out(top, count)
 
     async def _read(self, name: str, callers: list[None]) -> list[int]:
         try:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from statebridge.batching import Coalescer
 from statebridge.db.tables import counters
+from statebridge.stores.counters.base import PerName, handed_out
 
 # INSERT ... ON CONFLICT is dialect-specific in SQLAlchemy; the statement is the same
 UPSERT: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -25,19 +24,16 @@ class SqlCounters:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._insert = UPSERT[engine.dialect.name]
-        self._increments: dict[str, Coalescer[None, int]] = {}
-        self._reads: dict[str, Coalescer[None, int]] = {}
+        self._increments = PerName(self._allocate)
+        self._reads = PerName(self._read_for)
 
     async def incr(self, name: str) -> int:
-        coalescer = self._increments.get(name)
-        if coalescer is None:
-            coalescer = self._increments[name] = Coalescer(partial(self._allocate, name))
-        return await coalescer.submit(None)
+        return await self._increments.submit(name)
 
     async def _allocate(self, name: str, callers: list[None]) -> list[int]:
         count = len(callers)
         top = await self._add(self._adding(name, count))
-        return list(range(top - count + 1, top + 1))
+        return handed_out(top, count)
 
     def _adding(self, name: str, count: int) -> Any:
         """The upsert that adds `count` and returns the new value."""
@@ -51,10 +47,7 @@ class SqlCounters:
             return int((await conn.execute(statement)).scalar_one())
 
     async def get(self, name: str) -> int:
-        coalescer = self._reads.get(name)
-        if coalescer is None:
-            coalescer = self._reads[name] = Coalescer(partial(self._read_for, name))
-        return await coalescer.submit(None)
+        return await self._reads.submit(name)
 
     async def _read_for(self, name: str, callers: list[None]) -> list[int]:
         return [await self._read(name)] * len(callers)

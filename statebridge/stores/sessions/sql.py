@@ -67,12 +67,6 @@ class SqlSessionStore:
         self.lifetime = lifetime
         self.grace = grace
 
-    def _expiry(self, now: datetime) -> sa.ColumnElement[Any]:
-        sliding = now + self.lifetime.idle
-        return sa.case(
-            (sessions.c.max_expires_at < sliding, sessions.c.max_expires_at), else_=sliding
-        )
-
     def _alive(self, now: datetime, strict: bool = False) -> sa.ColumnElement[bool]:
         return sa.and_(
             sessions.c.expires_at > (now if strict else now - self.grace),
