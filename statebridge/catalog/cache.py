@@ -45,6 +45,7 @@ log = logging.getLogger("statebridge.catalog")
 Stamp = object
 CLIENT_NAME = "statebridge-catalog"
 ECHO_WAIT = 0.25  # seconds a writer waits to hear its own announcement
+ACK_WAIT = 1.0  # seconds a writer waits for every PostgreSQL listener's acknowledgement
 
 
 class Invalidation(Protocol):
@@ -313,18 +314,29 @@ class RedisChannel:
 
 
 class PgNotify:
-    """LISTEN/NOTIFY on one dedicated asyncpg connection (PostgreSQL without Redis)."""
+    """LISTEN/NOTIFY on one dedicated asyncpg connection (PostgreSQL without Redis).
+
+    PostgreSQL signals every listening backend at the commit, but each backend then sends
+    the notification to its instance on its own schedule, so hearing our own echo does not
+    mean the other instances have it (under load, a request could reach one before its
+    notification). So every instance acknowledges a change it hears from another one, and
+    a writer answers once every listener counted in `pg_stat_activity` (by application
+    name) acknowledged, or after `ACK_WAIT`."""
 
     CHANNEL = "statebridge_catalog"
+    ACKS = "statebridge_catalog_ack"
+    APPLICATION = "statebridge-catalog"
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.conn: Any = None
         self.count = 0
+        self.origin = uuid.uuid4().hex[:12]
         self._lock = asyncio.Lock()
-        self._echoes: dict[str, asyncio.Future[None]] = {}
+        self._echoes: dict[str, tuple[asyncio.Future[None], list[int]]] = {}
         self._retry_at = 0.0
         self._connecting: asyncio.Task[None] | None = None
+        self._acking: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._connect()
@@ -333,8 +345,11 @@ class PgNotify:
         import asyncpg  # type: ignore[import-untyped]
 
         try:
-            conn = await asyncpg.connect(self.dsn, timeout=5)
+            conn = await asyncpg.connect(
+                self.dsn, timeout=5, server_settings={"application_name": self.APPLICATION}
+            )
             await conn.add_listener(self.CHANNEL, self._notified)
+            await conn.add_listener(self.ACKS, self._acknowledged)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             self._retry_at = time.monotonic() + 1.0
             log.warning("catalog cache bypassed: cannot LISTEN (%s)", exc)
@@ -345,8 +360,32 @@ class PgNotify:
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.count += 1
-        waiter = self._echoes.pop(payload, None)
-        if waiter is not None and not waiter.done():
+        origin, _, token = payload.partition(":")
+        if origin == self.origin:
+            self._heard(token, own=True)
+        elif token:
+            task = asyncio.get_running_loop().create_task(self._acknowledge(token))
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
+
+    async def _acknowledge(self, token: str) -> None:
+        try:
+            async with self._lock:
+                if self.conn is not None:
+                    await self.conn.execute("SELECT pg_notify($1, $2)", self.ACKS, token)
+        except Exception as exc:  # the writer stops waiting after ACK_WAIT anyway
+            log.debug("catalog acknowledgement not sent: %s", exc)
+
+    def _acknowledged(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._heard(payload, own=False)
+
+    def _heard(self, token: str, own: bool) -> None:
+        entry = self._echoes.get(token)
+        if entry is None:
+            return
+        waiter, missing = entry
+        missing[0 if own else 1] -= 1
+        if missing[0] <= 0 and missing[1] <= 0 and not waiter.done():
             waiter.set_result(None)
 
     def _terminated(self, *_args: Any) -> None:
@@ -365,17 +404,26 @@ class PgNotify:
         return self.count
 
     async def announce(self) -> None:
-        """NOTIFY, then wait (briefly) for our own listener to hear it: every listening
-        backend was signalled at the same commit."""
+        """NOTIFY, then wait (briefly) until our own listener heard it and every other
+        listener acknowledged it."""
         if self.conn is None:
             return
         token = uuid.uuid4().hex
         heard = asyncio.get_running_loop().create_future()
-        self._echoes[token] = heard
+        missing = [1, 0]  # our own echo, the other listeners' acknowledgements
+        self._echoes[token] = (heard, missing)
         try:
             async with self._lock:
-                await self.conn.execute("SELECT pg_notify($1, $2)", self.CHANNEL, token)
-            await asyncio.wait_for(heard, ECHO_WAIT)
+                listeners = await self.conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE application_name = $1 AND datname = current_database()",
+                    self.APPLICATION,
+                )
+                missing[1] += int(listeners) - 1
+                await self.conn.execute(
+                    "SELECT pg_notify($1, $2)", self.CHANNEL, f"{self.origin}:{token}"
+                )
+            await asyncio.wait_for(heard, ACK_WAIT)
         except Exception as exc:  # a lost connection or a slow echo: the cache copes
             log.debug("catalog announcement not confirmed: %s", exc)
         finally:
@@ -384,6 +432,8 @@ class PgNotify:
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
+        for task in list(self._acking):
+            task.cancel()
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 await self.conn.close(timeout=2)
