@@ -11,7 +11,10 @@ uvicorn's HTTP protocol answers a request its parser refuses (a malformed reques
 header or chunk) with a plain-text 400 written straight to the socket, before and outside
 the app. `uvicorn_envelope_protocol` subclasses that protocol so the 400 carries the error
 envelope every other answer has; it overrides `send_400_response` and reads
-`server_state.default_headers` and `transport`, which the upgrade test checks.
+`server_state.default_headers` and `transport`, which the upgrade test checks. uvicorn sets
+no limit on a request's header lines either; the subclass refuses more than
+`MAX_HEADER_LINES` of them, or more than `MAX_HEADER_BYTES` in all, with a 431 in the
+envelope, as Granian does (and stops reading a head past `MAX_HEAD_BYTES` as sent).
 
 Typer has no public name for its shell-completion classes and scripts either; the command
 line's `completion` uses them through the two functions at the end.
@@ -60,7 +63,17 @@ UVICORN_PROTOCOL_INTERNALS = (
     "server_state",
     "transport",
     "on_headers_complete",
+    "on_message_begin",
+    "on_header",
+    "data_received",
 )
+MAX_HEADER_LINES = 100  # Granian's limit (hyper's default)
+MAX_HEADER_BYTES = 32 * 1024  # names and values together, nginx's default buffers' worth
+MAX_HEAD_BYTES = 1024 * 1024  # what uvicorn's parser may buffer of one head, URL included
+
+
+class HeadTooLarge(Exception):
+    """Raised in a parser callback: httptools turns it into a parser error."""
 
 
 def malformed_request_body(in_body: bool) -> bytes:
@@ -72,6 +85,17 @@ def malformed_request_body(in_body: bool) -> bytes:
     return orjson.dumps(error_body("Malformed HTTP request", [{"field": field, "message": detail}]))
 
 
+def oversized_head_body() -> bytes:
+    """The envelope of a request whose header lines are past the limits."""
+    detail = (
+        f"At most {MAX_HEADER_LINES} header lines and {MAX_HEADER_BYTES} bytes of headers"
+        " are accepted"
+    )
+    return orjson.dumps(
+        error_body("Request header fields too large", [{"field": "headers", "message": detail}])
+    )
+
+
 def uvicorn_envelope_protocol(headers: list[tuple[bytes, bytes]]) -> Any:
     """uvicorn's httptools protocol, its parser's 400 answered in the error envelope with
     `headers` (the security headers and X-Instance-ID the app would send)."""
@@ -81,20 +105,47 @@ def uvicorn_envelope_protocol(headers: list[tuple[bytes, bytes]]) -> Any:
 
     class EnvelopeProtocol(base):  # type: ignore[misc]
         in_body = False
+        too_large = False
+        header_lines = 0
+        header_bytes = 0
+        head_bytes = 0
 
         def on_message_begin(self) -> None:
             self.in_body = False
+            self.header_lines = self.header_bytes = 0
             super().on_message_begin()
+
+        def data_received(self, data: bytes) -> None:
+            if not self.in_body:
+                self.head_bytes += len(data)
+                if self.head_bytes > MAX_HEAD_BYTES:
+                    self.too_large = True
+                    self.send_400_response("head too large")
+                    return
+            super().data_received(data)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.header_lines += 1
+            self.header_bytes += len(name) + len(value)
+            if self.header_lines > MAX_HEADER_LINES or self.header_bytes > MAX_HEADER_BYTES:
+                self.too_large = True
+                raise HeadTooLarge
+            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             # the body starts only once the head is taken: a URL uvicorn cannot parse
             # (httptools refuses one of 64 KiB or more) fails in here, in the request line
             super().on_headers_complete()
             self.in_body = True
+            self.head_bytes = 0
 
         def send_400_response(self, msg: str) -> None:
-            body = malformed_request_body(self.in_body)
-            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            if self.too_large:
+                body = oversized_head_body()
+                head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+            else:
+                body = malformed_request_body(self.in_body)
+                head = [b"HTTP/1.1 400 Bad Request\r\n"]
             for name, value in [*self.server_state.default_headers, *headers]:
                 head.append(name + b": " + value + b"\r\n")
             head.append(b"content-type: application/json; charset=utf-8\r\n")

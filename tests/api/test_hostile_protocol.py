@@ -13,8 +13,9 @@ embedded backend behind both), and once through the project's nginx. What each o
   the chunked framing wins, the body is read once, and the connection is closed after the
   answer, so bytes after the body are never read as a second request.
 - uvicorn's parser (httptools) refuses CL+TE, repeated Content-Length and malformed header
-  lines; statebridge's subclass of its protocol answers those 400s in the envelope. It has
-  no limit on the number or size of header lines, so 500 headers are simply answered.
+  lines; statebridge's subclass of its protocol answers those 400s in the envelope. uvicorn
+  itself has no limit on the number or size of header lines; the subclass answers more than
+  100 lines, or more than 32 KiB of them, with a 431 in the envelope.
 - nginx refuses every smuggling shape itself, before any upstream is asked (400 in the
   envelope from the project's config), and is stricter than both servers: `identity,
   chunked` and a tab before `chunked` are refused too. Extra spaces and `Chunked` pass.
@@ -380,14 +381,14 @@ OVERSIZED = {
     + b"b" * 1_000_000
     + b"\r\n\r\n",
 }
-# (status, whether the answer is in the envelope); uvicorn has no limit on header lines
+# (status, whether the answer is in the envelope)
 OVERSIZED_ANSWERS = {
     "granian": {
         "url-100k": (414, False),
         "500-headers": (431, False),
         "one-1mb-header": (431, False),
     },
-    "uvicorn": {"url-100k": (400, True), "500-headers": (200, True), "one-1mb-header": (200, True)},
+    "uvicorn": {"url-100k": (400, True), "500-headers": (431, True), "one-1mb-header": (431, True)},
     # nginx passes 500 short headers on (they fit its buffers): Granian refuses them
     "nginx": {"url-100k": (414, False), "500-headers": (431, False), "one-1mb-header": (431, True)},
 }
@@ -403,6 +404,8 @@ def assert_oversized(layer: str, name: str, done: Exchange) -> None:
         body = assert_envelope(answer, status)
         if status == 400:  # uvicorn: httptools cannot parse a URL of 64 KiB or more
             assert body["errors"][0]["field"] == "request", body
+        else:
+            assert body["errors"][0]["field"] == "headers", body
     if status >= 400 and layer != "nginx":
         assert done.closed  # the parser gave up on the connection
 
@@ -412,6 +415,17 @@ def test_oversized_heads_get_a_4xx_or_are_answered(front: Server, name: str) -> 
     with watching(front):
         done = exchange(front.port, OVERSIZED[name])
     assert_oversized(http_server(front), name, done)
+
+
+def test_heads_within_the_limits_are_answered(front: Server) -> None:
+    """100 header lines (Host included) and 32 KiB of them are still taken, on both servers."""
+    many = b"".join(b"X-Header-%d: value\r\n" % index for index in range(99))
+    big = b"X-Big: " + b"b" * (30 * 1024) + b"\r\n"
+    for extra in (many, big):
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + b"\r\n"
+        with watching(front):
+            done = exchange(front.port, head)
+        assert [answer.status_code for answer in done.answers] == [200], done.answers
 
 
 @pytest.mark.nginx
