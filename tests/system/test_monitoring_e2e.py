@@ -183,8 +183,23 @@ def firing(prometheus: Prometheus, name: str, **labels: str) -> Callable[[], boo
     )
 
 
-def resolved(prometheus: Prometheus, name: str, **labels: str) -> Callable[[], bool]:
-    return lambda: not matching(prometheus.alerts(), name, **labels)
+def resolved(
+    prometheus: Prometheus, name: str, seen: set[str], **labels: str
+) -> Callable[[], bool]:
+    """No such alert is pending or firing; the alerts met on the way are noted in `seen`."""
+
+    def check() -> bool:
+        alerts = prometheus.alerts()
+        seen.update(described(alert) for alert in alerts)
+        return not matching(alerts, name, **labels)
+
+    return check
+
+
+def described(alert: dict[str, Any]) -> str:
+    reason = alert["labels"].get("reason")
+    name = str(alert["labels"]["alertname"])
+    return f"{name}{{reason={reason}}}" if reason else name
 
 
 @dataclass
@@ -239,7 +254,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     seen: set[str] = set()
 
     def note_alerts() -> None:
-        seen.update(alert["labels"]["alertname"] for alert in prometheus.alerts())
+        seen.update(described(alert) for alert in prometheus.alerts())
 
     # -- Redis killed, then started again (empty) ---------------------------------------
     redis.kill()
@@ -259,7 +274,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     redis.start()
     repair = time.monotonic()
     for name in ("StatebridgeNotReady", "StatebridgeSessionsFromPostgres"):
-        wait_until(resolved(prometheus, name), f"{name} resolved after Redis was back")
+        wait_until(resolved(prometheus, name, seen), f"{name} resolved after Redis was back")
         figures.append(("Redis started again", name, time.monotonic() - repair))
 
     # -- one instance killed, then started again ----------------------------------------
@@ -272,7 +287,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     note_alerts()
     victim.start()
     repair = time.monotonic()
-    wait_until(resolved(prometheus, "StatebridgeInstanceDown"), "instance down resolved")
+    wait_until(resolved(prometheus, "StatebridgeInstanceDown", seen), "instance down resolved")
     figures.append(("instance started again", "StatebridgeInstanceDown", time.monotonic() - repair))
 
     # -- every dashboard panel returns data ---------------------------------------------
@@ -287,7 +302,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     print(f"`for` {SHORT_FOR}, the alerts' 1-minute windows {SHORT_WINDOW}):")
     for event, name, seconds in figures:
         print(f"  {event:<24} {name:<34} {seconds:5.1f} s")
-    print(f"alerts seen during the faults: {sorted(seen)}")
+    print(f"alerts pending or firing during the faults and repairs: {sorted(seen)}")
     print(f"requests that failed (to the killed instance): {stack.traffic.failures}")
     print("dashboard panels: series returned")
     for title, count in counts:
