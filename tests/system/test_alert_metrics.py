@@ -16,6 +16,8 @@ from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.private_services import PrivateRedis
 from tests.support.servers import Server
 
+pytestmark = [pytest.mark.monitoring, pytest.mark.faults]
+
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[Server, PrivateRedis, dict[str, str]]]:
