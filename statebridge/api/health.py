@@ -4,7 +4,8 @@
   database outage does not get healthy processes restarted.
 - ready: the database and Redis (when configured) answer within STATEBRIDGE_READY_TIMEOUT;
   otherwise 503 with the status of each component.
-- metrics: Prometheus text, from this process's counters plus a few gauges and the process
+- metrics: Prometheus text, from this process's counters plus a few gauges (api/gauges.py)
+  and the process
   and Python families read now (each worker reports its own process); only
   on the exact path `/metrics` as sent (not `/metrics/`, `/%6detrics`, `/metrics%2F`), so
   that a proxy blocking that path is not walked around by another spelling of it.
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from typing import Any
 
@@ -22,12 +22,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from statebridge import __version__
 from statebridge.api import schemas
 from statebridge.api.deps import ServicesDep
+from statebridge.api.gauges import gauges
 from statebridge.envelope import JSONResponse, error, error_body, success
 from statebridge.observability import process
-from statebridge.observability.metrics import CONTENT_TYPE, METRICS, labels
+from statebridge.observability.metrics import CONTENT_TYPE, METRICS
 from statebridge.wiring.services import Services
 
 router = APIRouter()
@@ -87,33 +87,6 @@ async def ready(services: ServicesDep) -> Response:
     ]
     body = {**error_body("Service not ready", errors), "data": data}
     return JSONResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
-
-
-async def gauges(services: Services) -> list[tuple[str, str, str, float]]:
-    values: list[tuple[str, str, str, float]] = []
-    try:
-        active = await asyncio.wait_for(services.sessions.count(), services.settings.ready_timeout)
-        values.append(("statebridge_active_sessions", "Live sessions (all instances)", "", active))
-    except Exception:  # a scrape must not fail because a store is down
-        pass
-    values.append(
-        (
-            "statebridge_info",
-            "This process: instance id and version",
-            # not `instance`: Prometheus gives every target that label itself at scrape time
-            labels(instance_id=services.instance_id, version=__version__),
-            1,
-        )
-    )
-    values.append(
-        (
-            "statebridge_gc_frozen_objects",
-            "Objects built at start-up and kept out of garbage collection (gc.freeze)",
-            "",
-            gc.get_freeze_count(),
-        )
-    )
-    return values
 
 
 METRICS_PATH = b"/metrics"

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from statebridge.observability.metrics import METRICS
 
@@ -92,6 +93,14 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
     _count_connections(engine)
     return engine
+
+
+def pool_usage(engine: AsyncEngine) -> tuple[int, int]:
+    """(connections checked out now, the most the pool holds: no overflow, see above)."""
+    pool = engine.sync_engine.pool
+    if isinstance(pool, QueuePool):
+        return pool.checkedout(), pool.size()
+    return 0, 0
 
 
 def _count_connections(engine: AsyncEngine) -> None:

@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from statebridge.observability import process
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# seconds; covers a cached read (sub-millisecond) to a request stuck behind a dead database
+# seconds; covers a cached read (sub-millisecond) to a request stuck behind a dead database.
+# 0.1 is a boundary because the latency SLO counts the stateful requests answered within
+# 100 ms (deploy/monitoring/rules): change both together.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -93,6 +95,7 @@ class Metrics:
         self.store_errors: dict[str, int] = {}
         self.cache: dict[tuple[str, str], int] = {}
         self.connections: dict[str, int] = {}
+        self.session_fallbacks: dict[str, int] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in HTTP_METHODS:
@@ -111,6 +114,11 @@ class Metrics:
     def cache_lookup(self, cache: str, hit: bool) -> None:
         key = (cache, "hit" if hit else "miss")
         self.cache[key] = self.cache.get(key, 0) + 1
+
+    def session_fallback(self, reason: str) -> None:
+        """A session read PostgreSQL served because Redis could not: `unavailable` (Redis
+        unreachable) or `missed` (Redis did not hold a live session: flushed, emptied)."""
+        self.session_fallbacks[reason] = self.session_fallbacks.get(reason, 0) + 1
 
     def connection_opened(self, pool: str) -> None:
         """A database connection opened (flat under steady load; a climb means churn)."""
@@ -157,6 +165,18 @@ class Metrics:
             out.append(
                 f"statebridge_store_errors_total{labels(store=store)} "
                 f"{self.store_errors.get(store, 0)}"
+            )
+        family(
+            out,
+            "statebridge_session_fallback_reads_total",
+            "counter",
+            "Session reads served from PostgreSQL because Redis was unreachable (unavailable) "
+            "or did not hold the live session (missed)",
+        )
+        for reason in sorted({"unavailable", "missed", *self.session_fallbacks}):
+            out.append(
+                f"statebridge_session_fallback_reads_total{labels(reason=reason)} "
+                f"{self.session_fallbacks.get(reason, 0)}"
             )
         family(out, "statebridge_cache_requests_total", "counter", "Cache lookups by result")
         for (cache, result), value in sorted(self.cache.items()):

@@ -89,6 +89,13 @@ class PgPool:
         finally:
             await pool.release(connection)
 
+    def usage(self) -> tuple[int, int]:
+        """(connections handed out now, the most the pool opens); none before first use."""
+        pool = self._pool
+        if pool is None:
+            return 0, self.size
+        return pool.get_size() - pool.get_idle_size(), pool.get_max_size()
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None

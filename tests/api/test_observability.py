@@ -313,6 +313,34 @@ def test_metrics_report_sessions_and_store_health(http: httpx.Client, target: Se
         )
 
 
+def test_metrics_report_what_the_alerts_need(http: httpx.Client, target: Server) -> None:
+    """The gauges and counters deploy/monitoring's rules use, on both configurations."""
+    created = http.post("/api/stateful/session", json={"userId": "user002"})
+    assert http.get("/api/stateful/cart", headers={"Session-ID": created.headers["Session-ID"]})
+    samples = scrape(http)
+    assert value(samples, "statebridge_dependency_up", dependency="database") == 1
+    redis_up = [found for name, found, _ in samples if found.get("dependency") == "redis"]
+    assert redis_up == ([{"dependency": "redis"}] if "REDIS_URL" in target.env else [])
+    if redis_up:
+        assert value(samples, "statebridge_dependency_up", dependency="redis") == 1
+    # no backup was made of this fresh database: 0, which the backup alert takes as too old
+    assert [
+        number for name, _, number in samples if name.startswith("statebridge_last_backup")
+    ] == [0]
+    pools = {found["pool"] for name, found, _ in samples if name.startswith("statebridge_db_pool")}
+    assert pools == ({"asyncpg", "sqlalchemy"} if "REDIS_URL" in target.env else {"sqlalchemy"})
+    for pool in pools:
+        most = value(samples, "statebridge_db_pool_connections_max", pool=pool)
+        assert 0 <= value(samples, "statebridge_db_pool_connections_in_use", pool=pool) <= most
+        assert most == 10
+    reasons = {
+        found["reason"]: number
+        for name, found, number in samples
+        if name == "statebridge_session_fallback_reads_total"
+    }
+    assert reasons == {"missed": 0, "unavailable": 0}  # Redis (when there is one) held it
+
+
 # the families prometheus_client's default collectors write: (type, HELP)
 STANDARD_FAMILIES = {
     "process_cpu_seconds_total": ("counter", "Total user and system CPU time spent in seconds."),

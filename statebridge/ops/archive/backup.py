@@ -9,7 +9,8 @@ servers' rule (as `export` reads them), and carts those of the sessions written:
 expired session the sweeper has not deleted yet is not restored. With Redis in front, each
 session's lastAccessed/expiresAt come from Redis when it has them, since the table's copy
 may lag. Any database restores any backup: values are written in portable forms (ISO
-times, decimal strings, JSON).
+times, decimal strings, JSON). Once the file is complete, the database records the time
+(`statebridge_meta.last_backup_at`, exposed by `/metrics` for the backup alert).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statebridge.config import Settings
 from statebridge.db import schema
+from statebridge.db.backups import record_backup
 from statebridge.db.tables import counters, products, sessions, shopping_carts, users
 from statebridge.ops.archive import live
 from statebridge.ops.archive.export import count, output, snapshot
@@ -199,6 +201,8 @@ async def backup(
                     line({"redis_counters": report.redis_counters})
                     line({"end_of_backup": True, "tables": len(TABLES)})
                 await conn.rollback()
+            async with engine.begin() as recording:
+                await record_backup(recording, time.time())
     finally:
         if redis is not None:
             await redis.aclose()

@@ -234,6 +234,7 @@ class RedisSessionStore:
 
     async def get(self, session_id: str) -> Session | None:
         strict = False
+        fallback = "unavailable"
         if self.available:
             try:
                 cached = await self._get_cached(session_id)
@@ -247,10 +248,13 @@ class RedisSessionStore:
                 # expired in Redis: PostgreSQL confirms without grace (it may have slid the
                 # session while Redis was stalled); missing: PostgreSQL decides, with grace
                 strict = cached is EXPIRED
+                fallback = "" if strict else "missed"
                 if not strict:
                     self.warm_in_background()
         session = await self.sql.get(session_id, strict=strict)
         if session is not None:
+            if fallback:  # a live session Redis should have served (an unknown id is not)
+                METRICS.session_fallback(fallback)
             await self._cache(session)
         return session
 

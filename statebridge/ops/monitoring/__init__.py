@@ -1,0 +1,1 @@
+"""What deploy/monitoring holds that is generated: the Grafana dashboard."""
