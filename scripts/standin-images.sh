@@ -78,15 +78,21 @@ else
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
         cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
     fi
-    # This machine's pip configuration, and what the environment adds to it.
-    [ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
-    {
-        [ -f "$root/etc/pip.conf" ] || echo "[global]"
-        echo "cert = /etc/ssl/certs/ca-certificates.crt"
-        [ -n "${PIP_INDEX_URL:-}" ] && echo "index-url = $PIP_INDEX_URL"
-        [ -n "${PIP_DEFAULT_TIMEOUT:-}" ] && echo "timeout = $PIP_DEFAULT_TIMEOUT"
-        true
-    } >>"$root/etc/pip.conf"
+    # This machine's pip configuration (/etc/pip.conf), with the CA bundle above and what
+    # PIP_INDEX_URL / PIP_DEFAULT_TIMEOUT add, so that pip reaches its index as the host does.
+    python3 - "$root/etc/pip.conf" <<'PY'
+import configparser, os, sys
+conf = configparser.ConfigParser()
+conf.read("/etc/pip.conf")
+if not conf.has_section("global"):
+    conf.add_section("global")
+conf.set("global", "cert", "/etc/ssl/certs/ca-certificates.crt")
+for env, key in (("PIP_INDEX_URL", "index-url"), ("PIP_DEFAULT_TIMEOUT", "timeout")):
+    if os.environ.get(env):
+        conf.set("global", key, os.environ[env])
+with open(sys.argv[1], "w") as out:
+    conf.write(out)
+PY
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     log "importing $PYTHON_IMAGE"
     tar -C "$root" -c . | "$DOCKER" import \
