@@ -17,18 +17,16 @@ import httpx
 import pytest
 
 from statebridge.client import StatefulClient, StatelessClient
-from tests.api.test_transcript import compare, replay_row, reset_seed_preferences
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.docker import Replica, docker
 from tests.support.nginx import NGINX, Proxy, statebridge
 from tests.support.recordings import TRANSCRIPT
+from tests.support.transcript import SESSION_ROW, compare, replay_row, reset_seed_preferences
 
 if NGINX is None:
     pytest.skip(
         "nginx is not installed (scripts/ci-install-nginx.sh installs it)", allow_module_level=True
     )
-
-SESSION_ROW = 25  # the transcript's POST /session
 
 
 @pytest.fixture(scope="module")
