@@ -243,6 +243,24 @@ def test_development_compose_is_valid_and_as_in_the_guide() -> None:
     assert "nginx/nginx.conf" in nginx_mounts and "nginx/ssl" in nginx_mounts
 
 
+def test_development_ports_come_from_the_default_override() -> None:
+    """`docker-compose up` (no -f) reads docker-compose.override.yml and publishes the ports;
+    docker-compose.yml alone publishes none, so it also runs on the host's network."""
+    alone = services_of(compose_config("docker-compose.yml", {}))
+    assert all(not service.get("ports") for service in alone.values())
+    assert COMPOSE is not None
+    default = subprocess.run(
+        [COMPOSE, "config"], capture_output=True, text=True, cwd=ROOT, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_"))},
+    )  # fmt: skip
+    services = services_of(default)
+    for name, port in (("postgres", 5432), ("redis", 6379), ("app", 8000)):
+        # "127.0.0.1:5432:5432/tcp": on the loopback address only
+        assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}/tcp"], services[name]
+    nginx = {int(port["published"]) for port in services["nginx"]["ports"]}
+    assert nginx == {80, 443, 3001, 3002}
+
+
 def test_production_compose_needs_every_secret() -> None:
     for missing in PROD_ENV:
         env = {key: value for key, value in PROD_ENV.items() if key != missing}

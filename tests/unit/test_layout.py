@@ -30,7 +30,7 @@ def test_the_test_folders_are_in_the_readme() -> None:
     folders = sorted(
         p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"
     )
-    assert folders == ["api", "support", "system", "unit"]
+    assert folders == ["api", "containers", "support", "system", "unit"]
     for folder in folders:
         assert f"  {folder}/ " in text
 

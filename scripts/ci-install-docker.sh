@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the container tests (marker `containers`) need from Debian's packages:
+# docker.io (the engine), docker-compose and debootstrap (scripts/standin-images.sh makes
+# local stand-ins for the official base images when no registry is reachable). Starts the
+# Docker engine when it is not running and waits for it. Fails, loudly, when the engine does
+# not come up: under CI the container tests must run, not skip.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+if ! [ -x /usr/sbin/dockerd ] || ! command -v docker-compose >/dev/null 2>&1 \
+        || ! command -v debootstrap >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+        docker.io docker-compose debootstrap
+fi
+
+# Debian's client, which matches Debian's engine.
+DOCKER=/usr/bin/docker
+if $SUDO "$DOCKER" info >/dev/null 2>&1; then
+    exit 0
+fi
+
+# No init system to ask in a CI container: start the engine ourselves. No bridge and no
+# iptables rules: the tests run every container on the host's network.
+log=/var/log/dockerd.log
+echo "starting dockerd (log: $log)"
+$SUDO sh -c "nohup /usr/sbin/dockerd --bridge=none --iptables=false --ip6tables=false >>$log 2>&1 &"
+for _ in $(seq 1 60); do
+    if $SUDO "$DOCKER" info >/dev/null 2>&1; then
+        echo "dockerd is running ($($SUDO "$DOCKER" info --format '{{.Driver}}') storage)"
+        exit 0
+    fi
+    sleep 1
+done
+echo "dockerd did not start within 60 s; the end of $log:" >&2
+$SUDO tail -n 40 "$log" >&2 || true
+exit 1
