@@ -159,8 +159,8 @@ async def unlink_each(redis: Redis, keys: list[str]) -> int:
     if not keys:
         return 0
     async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.unlink(key)
+        for key in keys:  # not pipe.unlink: a cluster pipeline's is a coroutine (it splits)
+            pipe.execute_command("UNLINK", key)
         return sum(await pipe.execute())
 
 
@@ -216,10 +216,10 @@ class RedisSessionStore:
             return
         self._down_until = 0.0
         log.warning("Redis is back; sessions served from Redis again")
-        if self._dirty:
-            stale = [session_key(session_id) for session_id in self._dirty]
-            self._dirty.clear()
-            await unlink_each(self.redis, stale)
+        if self._dirty:  # forgotten only once gone (in a cluster, a node may still be away)
+            stale = list(self._dirty)
+            await unlink_each(self.redis, [session_key(session_id) for session_id in stale])
+            self._dirty.difference_update(stale)
 
     # -- cache plumbing ---------------------------------------------------------------
 
