@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -165,6 +166,24 @@ def test_two_instances_share_sessions_carts_and_the_catalog(
             }
             assert len(held) == 3 and all(held.values()), held
             assert sum(held.values()) == len(sessions), held
+        # every Redis forgets the scripts (as after a restart): they are loaded again, and
+        # reads that arrive together (one pipeline of EVALSHAs) are still answered from Redis
+        for node in top.data_nodes():
+            node.client().script_flush()
+        hits = cache_hits(client, second, "sessions")
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda session: client.get(
+                        f"{second.stateful_url}/session", headers={"Session-ID": session}
+                    ),
+                    sessions,
+                )
+            )
+        assert [a.json()["data"]["session"]["data"]["n"] for a in answers] == list(
+            range(len(sessions))
+        )
+        assert cache_hits(client, second, "sessions") >= hits + len(sessions)
 
 
 def probe_write(top: PrivateSentinelSet | PrivateCluster, key: str) -> bool:

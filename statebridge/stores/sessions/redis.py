@@ -234,14 +234,19 @@ class RedisSessionStore:
             self._failed(exc, session.id)
 
     async def _scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        """Run (script, keys, args) calls in one pipelined round trip. A Redis that answers
-        NOSCRIPT (restarted, or a replica just promoted) gets the scripts loaded again, on
-        every primary of a cluster, and the calls are sent once more: each is idempotent."""
+        """Run (script, keys, args) calls in one round trip: one EVALSHA alone, several in a
+        pipeline (EVALSHA queued as it is: redis-py's script-aware pipeline would first ask
+        SCRIPT EXISTS, a round trip more). A Redis that answers NOSCRIPT (restarted, or a
+        replica just promoted) gets the scripts loaded again, on every primary of a cluster,
+        and the calls are sent once more: each is idempotent."""
+        if len(calls) == 1:  # redis-py's Script loads itself again after NOSCRIPT
+            script, keys, args = calls[0]
+            return [await script(keys=keys, args=args)]
         for attempt in (1, 2):
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for script, keys, args in calls:
-                        await script(keys=keys, args=args, client=pipe)
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
                     return list(await pipe.execute())
             except NoScriptError:
                 if attempt == 2:
