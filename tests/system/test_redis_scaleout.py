@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +44,9 @@ PRODUCTS = ["prod001", "prod002", "prod003"]
 SESSIONS = 20
 LOAD_SECONDS = 10.0
 KILL_AFTER = 3.0
+# what the session scripts call inside Redis (INFO commandstats counts those too)
+INSIDE_SCRIPTS = {"hmget", "hset", "pexpireat", "zadd", "hgetall", "hexists", "hget", "del",
+                  "pexpire", "zrem"}  # fmt: skip
 HITS = re.compile(r'statebridge_cache_requests_total\{cache="(\w+)",result="hit"\} (\d+)')
 
 
@@ -324,3 +327,78 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
         after = [cache_hits(client, server, "sessions") for server in servers]
         assert all(a > h for a, h in zip(after, hits, strict=True)), (hits, after)
         catalog_change_reaches(client, servers, sessions[0])
+
+
+def test_redis_commands_and_bytes_per_request_and_per_live_session(
+    database: str, tmp_path: Path
+) -> None:
+    """What one instance asks of Redis, per request sent one at a time (nothing coalesced),
+    and what a live session holds there: printed as the table in docs/scaling.md."""
+    from tests.support.private_services import PrivateRedis
+
+    private = PrivateRedis(tmp_path / "redis").start()
+    admin = redis.Redis.from_url(private.url)
+    count = 200
+    rows: list[tuple[str, float, str, float, float]] = []
+    try:
+        env = {"DATABASE_URL": database, "REDIS_URL": private.url}
+        server = Server(env=env, data_dir=tmp_path / "a", args=["--migrate"]).start()
+        try:
+            with httpx.Client(timeout=10) as client:
+                sessions: list[str] = []
+
+                def create(_: int) -> httpx.Response:
+                    answer = client.post(f"{server.stateful_url}/session", json={"userId": USER})
+                    sessions.append(answer.json()["data"]["session"]["id"])
+                    return answer
+
+                def call(method: str, path: str, **body: object) -> Callable[[int], httpx.Response]:
+                    def send(i: int) -> httpx.Response:
+                        headers = {"Session-ID": sessions[i]}
+                        return client.request(method, f"{server.stateful_url}{path}",
+                                              headers=headers, **body)  # type: ignore[arg-type]  # fmt: skip
+
+                    return send
+
+                phases = {
+                    "POST /session": create,
+                    "GET /session": call("GET", "/session"),
+                    "PUT /session": call("PUT", "/session", json={"data": {"theme": "dark"}}),
+                    "POST /cart/add": call("POST", "/cart/add", json={"productId": "prod001"}),
+                    "GET /cart": call("GET", "/cart"),
+                }
+                for name, send in phases.items():
+                    admin.config_resetstat()
+                    for i in range(count):
+                        assert send(i).status_code == 200
+                    stats = admin.info("stats")
+                    calls = {
+                        key.removeprefix("cmdstat_"): value["calls"]
+                        for key, value in admin.info("commandstats").items()
+                        if key not in ("cmdstat_config|resetstat", "cmdstat_info")
+                    }
+                    sent = sum(n for k, n in calls.items() if k not in INSIDE_SCRIPTS) / count
+                    mix = ", ".join(f"{k} {v / count:.2f}" for k, v in sorted(calls.items()))
+                    into = stats["total_net_input_bytes"] / count
+                    out = stats["total_net_output_bytes"] / count
+                    rows.append((name, sent, mix, into, out))
+            keys = [admin.execute_command("MEMORY USAGE", k) for k in admin.scan_iter("session:*")]
+            index = sum(admin.memory_usage(key) or 0 for key in admin.scan_iter("sessions:live:*"))
+        finally:
+            server.stop()
+    finally:
+        admin.close()
+        private.stop()
+    print("\n| request | commands sent | commands run (with those in scripts) | in, B | out, B |")
+    print("|---|---|---|---|---|")
+    for name, per, mix, into, out in rows:
+        print(f"| {name} | {per:.2f} | {mix} | {into:.0f} | {out:.0f} |")
+    session_bytes = sum(keys) / len(keys)
+    print(
+        f"\nper live session: hash {session_bytes:.0f} B (MEMORY USAGE, {len(keys)} sessions),"
+        f" live index {index / len(keys):.0f} B"
+    )
+    assert len(keys) == count
+    by_name = {row[0]: row[1] for row in rows}
+    assert by_name["GET /session"] <= 1.1, rows  # one EVALSHA (TOUCH)
+    assert session_bytes < 4096
