@@ -10,7 +10,9 @@ what they share:
   is read with one `recv` before each cached answer. A writer publishes before it answers,
   and Redis has handed the message to every subscriber's socket by then, so the next
   request on any instance sees the change. While the subscription is down, the cache is
-  bypassed (every read goes to the database) until it is back.
+  bypassed (every read goes to the database) until it is back. Through Sentinel the
+  subscription goes to the master the sentinels name at each (re)connection; in a Cluster
+  to any node of REDIS_URL that answers, since a classic PUBLISH reaches every node.
 - one SQLite file (the embedded default, maybe shared by `--workers`): a counter in a small
   file beside the database, bumped after each write and read with one `pread`.
 - PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection.
