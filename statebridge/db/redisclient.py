@@ -42,14 +42,17 @@ def connect_redis(url: str, max_connections: int = 200) -> Redis:
     address = redis_address(url)
     options = {**FAIL_FAST, "max_connections": max_connections}
     if address.kind == "sentinel":
-        master: Redis = sentinel_of(address).master_for(
+        sentinel = sentinel_of(address)
+        master: SentinelMaster = sentinel.master_for(
             address.service,
+            redis_class=SentinelMaster,
             db=address.db,
             username=address.username,
             password=address.password,
             retry=Retry(NoBackoff(), 1),
             **options,
         )
+        master.sentinel_manager = sentinel
         return master
     if address.kind == "cluster":
         # a command whose node is lost is tried again on the refreshed slot map, briefly
@@ -62,6 +65,19 @@ def connect_redis(url: str, max_connections: int = 200) -> Redis:
         )
         return cast(Redis, cluster)
     return Redis.from_url(url, retry=Retry(NoBackoff(), 1), **options)
+
+
+class SentinelMaster(Redis):
+    """The master's client, which closes its connections to the sentinels with its own."""
+
+    sentinel_manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel_manager is not None:
+            for client in self.sentinel_manager.sentinels:
+                await client.aclose()
+            self.sentinel_manager = None
 
 
 def sentinel_of(address: RedisAddress) -> Sentinel:
