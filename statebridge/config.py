@@ -6,10 +6,11 @@ import json
 import os
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -26,9 +27,74 @@ DATABASE_SCHEMES = (
 DATABASE_ACCEPTED = (
     "a postgresql:// URL, or sqlite:///PATH (unset: the embedded SQLite file in the data directory)"
 )
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-REDIS_ACCEPTED = "a redis://, rediss:// or unix:// URL (unset: no Redis)"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+REDIS_ACCEPTED = (
+    "a redis://, rediss:// or unix:// URL, redis+sentinel://[:password@]host:port[,host:port...]"
+    "/service[/db] or redis+cluster://[:password@]host:port[,host:port...] (unset: no Redis)"
+)
 ORIGINS_ACCEPTED = "origins separated by commas, or a JSON list of strings"
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """What REDIS_URL names: one server (`single`: redis://, rediss://, unix://, given to
+    redis-py as it is), a master found through Sentinel (`sentinel`: `hosts` are the
+    sentinels, `service` the master's name) or a Redis Cluster (`cluster`: `hosts` are
+    the nodes to start from)."""
+
+    kind: Literal["single", "sentinel", "cluster"]
+    url: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None  # ?sentinel_password=: the sentinels' own
+
+
+def redis_address(url: str) -> RedisAddress:
+    """REDIS_URL parsed; a ValueError saying what is wrong with it otherwise."""
+    url = url.strip()
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis", "rediss", "unix"):
+        parts = urlsplit(url)
+        password = unquote(parts.password) if parts.password else None
+        username = unquote(parts.username) if parts.username else None
+        return RedisAddress("single", url, username=username, password=password)
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ValueError(REDIS_ACCEPTED)
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    userinfo, _, hostlist = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    hosts = tuple(redis_host(item, scheme) for item in hostlist.split(","))
+    segments = [segment for segment in path.split("/") if segment]
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    user, secret = unquote(username) or None, unquote(password) or None
+    if scheme == "redis+cluster":
+        if segments and segments != ["0"]:
+            raise ValueError(f"{scheme}:// takes no database number (a cluster has only db 0)")
+        return RedisAddress("cluster", url, hosts, username=user, password=secret)
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ValueError(f"{scheme}:// needs the master's name: .../<service-name>[/<db>]")
+    return RedisAddress(
+        "sentinel",
+        url,
+        hosts,
+        service=unquote(segments[0]),
+        db=int(segments[1]) if len(segments) == 2 else 0,
+        username=user,
+        password=secret,
+        sentinel_password=options.get("sentinel_password"),
+    )
+
+
+def redis_host(item: str, scheme: str) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{scheme}:// needs host:port pairs separated by commas, not {item!r}")
+    return host, int(port)
 
 
 class Settings(BaseSettings):
@@ -116,6 +182,8 @@ class Settings(BaseSettings):
         url = value.strip()
         if url and not url.startswith(REDIS_SCHEMES):
             raise ValueError(REDIS_ACCEPTED)
+        if url:
+            redis_address(url)  # a ValueError names what is wrong
         return value
 
     @cached_property
@@ -146,7 +214,7 @@ class Settings(BaseSettings):
             return "production needs DATABASE_URL (PostgreSQL with a password)"
         if not make_url(self.effective_database_url).password:
             return "production refuses a DATABASE_URL without a password"
-        if self.redis_url and not urlsplit(self.redis_url).password:
+        if self.redis_url and not redis_address(self.redis_url).password:
             return "production refuses a REDIS_URL without a password"
         if self.session_cookie and "*" in self.cors_origins:
             return "production refuses STATEBRIDGE_CORS_ORIGINS=* with cookie sessions"

@@ -10,7 +10,9 @@ what they share:
   is read with one `recv` before each cached answer. A writer publishes before it answers,
   and Redis has handed the message to every subscriber's socket by then, so the next
   request on any instance sees the change. While the subscription is down, the cache is
-  bypassed (every read goes to the database) until it is back.
+  bypassed (every read goes to the database) until it is back. Through Sentinel the
+  subscription goes to the master the sentinels name at each (re)connection; in a Cluster
+  to any node of REDIS_URL that answers, since a classic PUBLISH reaches every node.
 - one SQLite file (the embedded default, maybe shared by `--workers`): a counter in a small
   file beside the database, bumped after each write and read with one `pread`.
 - PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection.
@@ -31,7 +33,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +41,8 @@ from urllib.parse import unquote, urlsplit
 
 from statebridge.batching import Coalescer
 from statebridge.catalog.repository import Catalog, Record
+from statebridge.config import redis_address
+from statebridge.db.redisclient import connect_redis, subscriber_addresses
 from statebridge.observability.metrics import METRICS
 
 log = logging.getLogger("statebridge.catalog")
@@ -137,10 +141,25 @@ class RedisTarget:
     username: str | None
     password: str | None
     db: int
+    url: str = ""  # redis+sentinel:// or redis+cluster://: where `resolve` looks
+
+    async def resolve(self) -> list[RedisTarget]:
+        """The servers to subscribe at, in turn: this one; the master the sentinels name
+        now; or every node given for a cluster (a classic PUBLISH reaches every node)."""
+        if not self.url:
+            return [self]
+        return [
+            replace(self, family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                    address=(host, port), url="")
+            for host, port in await subscriber_addresses(self.url)
+        ]  # fmt: skip
 
     @classmethod
     def parse(cls, url: str) -> RedisTarget | None:
         """None for what a plain socket cannot speak (rediss://: TLS)."""
+        if url.startswith(("redis+sentinel://", "redis+cluster://")):
+            address = redis_address(url)
+            return cls(socket.AF_INET, None, address.username, address.password, address.db, url)
         parts = urlsplit(url)
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
@@ -193,14 +212,25 @@ class RedisChannel:
             log.warning("catalog cache off: cannot subscribe over %s", urlsplit(self.url).scheme)
             return
         if self._publisher is None:
-            from redis.asyncio import Redis
-
-            self._publisher = Redis.from_url(self.url, socket_connect_timeout=1.0)
+            self._publisher = connect_redis(self.url, max_connections=4)
         await self._connect()
 
     async def _connect(self) -> None:
+        """Subscribe at the first address that answers (after failover or a lost cluster
+        node, the next one: see `RedisTarget.resolve`)."""
         target = self.target
         assert target is not None
+        try:
+            targets = await target.resolve()
+        except Exception as exc:  # no sentinel answered: try again later
+            self._retry_at = time.monotonic() + self.RETRY_SECONDS
+            log.warning("catalog cache bypassed: cannot find the Redis master (%s)", exc)
+            return
+        for candidate in targets:
+            if await self._subscribe(candidate, last=candidate is targets[-1]):
+                return
+
+    async def _subscribe(self, target: RedisTarget, last: bool) -> bool:
         sock = socket.socket(target.family, socket.SOCK_STREAM)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -221,13 +251,15 @@ class RedisChannel:
             await self._expect(sock, confirm)
         except (OSError, TimeoutError, ValueError) as exc:
             sock.close()
-            self._retry_at = time.monotonic() + self.RETRY_SECONDS
-            log.warning("catalog cache bypassed: cannot subscribe to Redis (%s)", exc)
-            return
+            if last:
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                log.warning("catalog cache bypassed: cannot subscribe to Redis (%s)", exc)
+            return False
         self.sock = sock
         self._loop = loop
         self._fresh = False
         self.count += 1  # whatever happened while we were away
+        return True
 
     @staticmethod
     async def _expect(sock: socket.socket, wanted: bytes) -> None:

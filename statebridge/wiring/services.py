@@ -12,8 +12,6 @@ from datetime import timedelta
 
 from fastapi import Request
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.catalog.cache import CachedCatalog, build_invalidation
@@ -23,6 +21,7 @@ from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
 from statebridge.db.identity import database_id
 from statebridge.db.local import close_local
+from statebridge.db.redisclient import connect_redis as connect_redis
 from statebridge.errors import StartupError as StartupError
 from statebridge.stores.carts.base import CartStore
 from statebridge.stores.carts.postgres import PostgresCartStore
@@ -130,21 +129,6 @@ async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-
-
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast (the store falls back to PostgreSQL) instead of retrying.
-
-    The retry policy is the asyncio one: redis-py 8 converts a synchronous `Retry` given to
-    an asyncio client, with a UserWarning on stderr."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=15,
-        max_connections=200,
-    )
 
 
 def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None) -> CartStore:

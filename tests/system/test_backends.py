@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from statebridge.stores.sessions.redis import MARKER, session_key
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.routes import SESSION_ROUTES
 from tests.support.servers import Server, clean_env, free_port
@@ -215,10 +216,10 @@ def test_flushdb_loses_no_session_and_no_cart(pair: tuple[Server, Server], redis
     cart = httpx.get(f"{first.stateful_url}/cart", headers=headers).json()["data"]["cart"]
     assert [(item["productId"], item["quantity"]) for item in cart["items"]] == [("prod003", 4)]
     # the session is cached again, and the live-session index is rebuilt by the warm-up
-    assert redis.Redis.from_url(redis_url).exists(f"session:{session_id}")
+    assert redis.Redis.from_url(redis_url).exists(session_key(session_id))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if redis.Redis.from_url(redis_url).exists("sessions:epoch"):
+        if redis.Redis.from_url(redis_url).exists(MARKER):
             break
         time.sleep(0.2)
     stats = httpx.get(f"{second.stateful_url}/health").json()["data"]
@@ -466,7 +467,7 @@ def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_
             assert added.status_code == 200
         finally:
             server.stop()
-        assert redis.Redis.from_url(redis_url).exists(f"session:{old}")
+        assert redis.Redis.from_url(redis_url).exists(session_key(old))
         assert _cli("db", "downgrade", "base", env=env).returncode == 0
         server = Server(env, tmp_path / "after", ["--migrate"]).start()
         try:
@@ -479,7 +480,7 @@ def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_
         finally:
             server.stop()
         assert answers == {route: 401 for route in answers}
-        assert not redis.Redis.from_url(redis_url).exists(f"session:{old}")
+        assert not redis.Redis.from_url(redis_url).exists(session_key(old))
     finally:
         drop_pg_database(name)
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from statebridge.stores.sessions.redis import session_key
 from tests.support.commands import report, shifted_export, sql_rows, statebridge, table_dump
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.recordings import PHASE1
@@ -252,7 +253,7 @@ def test_a_backup_holds_the_live_sessions_and_their_carts_only(
                   f"WHERE id = '{gone}'")  # fmt: skip
     if "REDIS_URL" in env:
         client = redis.Redis.from_url(env["REDIS_URL"])
-        assert client.delete(f"session:{gone}") == 1
+        assert client.delete(session_key(gone)) == 1
         # `lagging`: the table's copy says ended 30 s ago, Redis (the truth) says alive
         sql_rows(env, f"UPDATE sessions SET expires_at = '{naive_utc(utcnow_aware() - HALF)}' "
                       f"WHERE id = '{lagging}'")  # fmt: skip

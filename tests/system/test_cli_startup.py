@@ -276,3 +276,19 @@ def test_the_package_runs_as_a_module_and_as_a_script() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == run_cli("version").stdout.strip()
     assert os.access(script, os.X_OK)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("redis+sentinel://:s3cret@127.0.0.1:1", "needs the master's name"),
+        ("redis+sentinel://127.0.0.1:1,127.0.0.1/mymaster", "host:port pairs"),
+        ("redis+cluster://127.0.0.1:1/3", "takes no database number"),
+        ("memcached://127.0.0.1:1", "redis+sentinel://"),
+    ],
+)
+def test_a_bad_redis_url_is_one_clear_line(tmp_path: Path, value: str, named: str) -> None:
+    result = run_cli("serve", "--data-dir", str(tmp_path), env={"REDIS_URL": value})
+    line = assert_one_line_failure(result, "statebridge: REDIS_URL=")
+    assert "is not accepted: " in line and named in line, line
+    assert "s3cret" not in result.stderr and result.returncode == 2

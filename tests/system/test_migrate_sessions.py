@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from statebridge.stores.sessions.redis import MARKER, session_key
 from statebridge.timeutil import parse_iso
 from tests.support.commands import (
     live_for,
@@ -88,7 +89,7 @@ def test_guide_form_live_expired_and_missing_user(
     migrate_users(services)
     server = server_on(services)  # warms Redis and sets the marker before the import
     client = redis.Redis.from_url(services["REDIS_URL"])
-    assert client.exists("sessions:epoch")
+    assert client.exists(MARKER)
     source = shifted_guide_file(tmp_path)
     data = report(services, "migrate", "sessions", str(source))
     assert data["form"] == "phase1-sessions.json"
@@ -114,7 +115,7 @@ def test_guide_form_live_expired_and_missing_user(
         )
     ]
     # the key outlives the session by the grace (STATEBRIDGE_SESSION_DB_REFRESH, 60 s)
-    assert 560_000 < client.pttl(f"session:{LIVE}") <= 660_000
+    assert 560_000 < client.pttl(session_key(LIVE)) <= 660_000
 
     answer = get(server, "/session", LIVE)
     assert answer.status_code == 200, answer.text

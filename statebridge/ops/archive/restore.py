@@ -264,8 +264,11 @@ async def refill_redis(
     """Drop session keys that belong to the old content, then warm Redis from the table."""
     stale = await drop_session_keys(redis)
     await redis.set(DATABASE_ID, await database_id(engine))
-    if counter_values:
-        await redis.mset({f"counter:{name}": value for name, value in counter_values.items()})
+    if counter_values:  # one SET each: in a cluster the counters live in different slots
+        async with redis.pipeline(transaction=False) as pipe:
+            for name, value in counter_values.items():
+                pipe.set(f"counter:{name}", value)
+            await pipe.execute()
     lifetime = Lifetime(
         timedelta(seconds=settings.session_ttl), timedelta(seconds=settings.session_max_lifetime)
     )

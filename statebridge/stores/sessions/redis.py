@@ -2,7 +2,7 @@
 
 PostgreSQL is the durable copy and the point where writes are serialised: every write is one
 atomic statement there (`data || patch`, a jsonb increment) that bumps the row's `version`.
-Redis holds a snapshot of each live session in a hash `session:{id}`:
+Redis holds a snapshot of each live session in a hash `session:{<bucket>}:<id>`:
 
     id, userId, version, data (the session data, JSON), createdMs, lastMs, expiresMs, maxMs, dbMs
 
@@ -31,6 +31,19 @@ round trip and brings the live-session count back, correctness does not depend o
 When Redis is unreachable every verb falls back to PostgreSQL, and the keys written
 meanwhile are dropped from Redis when it returns.
 
+Every key a script, transaction or multi-key command touches shares one Redis Cluster hash
+slot: a session belongs to one of BUCKETS buckets (a CRC32 of its id), and its hash and its
+bucket's live index `sessions:live:{<bucket>}` carry the bucket as their hash tag. Sessions
+spread over BUCKETS slots, so over every primary of a cluster; the count and the sweep visit
+every bucket, in one pipelined round trip. Scripts are loaded again after NOSCRIPT (a Redis
+restarted, or a replica promoted without them), and their keys are always passed as KEYS.
+Before buckets, a session lived at `session:<id>` with one index `sessions:live`: an upgraded
+instance neither reads nor writes those (they expire on their own; the old index is dropped
+when Redis is warmed), and the new warm-up marker makes the first instance refill Redis from
+PostgreSQL, the sessions' durable copy. Meanwhile a session Redis lacks is read from
+PostgreSQL as always. Old and new versions should not serve one Redis together: each would
+read its own, possibly stale, snapshots.
+
 A database that is reset or restored gets a new id (`statebridge_meta.database_id`); an
 instance that finds Redis holding sessions of another database id drops them at start.
 """
@@ -40,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -47,7 +61,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
@@ -57,16 +71,17 @@ from statebridge.timeutil import utcnow
 
 log = logging.getLogger("statebridge.sessions")
 EPOCH = datetime(1970, 1, 1)
-LIVE = "sessions:live"
-MARKER = "sessions:epoch"
+BUCKETS = 64
+LEGACY_LIVE = "sessions:live"  # the one live index before buckets
+MARKER = "sessions:epoch:buckets"
 WARM_LOCK = "sessions:warm-lock"
 DATABASE_ID = "sessions:database-id"  # the database whose sessions Redis holds
 EXPIRED = object()  # Redis has the session, and it has expired
 
-# KEYS[1] is the live index, KEYS[2..] the sessions read together; ARGV: now, idle, grace
-# (milliseconds). One reply per session: its fields (after sliding its expiry), 0 when
-# Redis does not have it, or -1 when Redis has it and it has expired. A key outlives its
-# session by `grace`, so that an expired session is told from one Redis never had.
+# KEYS[1] is a bucket's live index, KEYS[2..] the sessions of that bucket read together;
+# ARGV: now, idle, grace (milliseconds). One reply per session: its fields (after sliding
+# its expiry), 0 when Redis does not have it, or -1 when Redis has it and it has expired.
+# A key outlives its session by `grace`, so an expired session is told from one never had.
 TOUCH = """
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
@@ -106,6 +121,15 @@ redis.call('ZADD', KEYS[2], ARGV[7], ARGV[2])
 return 1
 """
 
+# KEYS[1] the session, KEYS[2] its bucket's live index; ARGV: its id, the idle lifetime (ms)
+DESTROY = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'gone', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 def to_ms(moment: datetime) -> int:
     return int((moment - EPOCH) / timedelta(milliseconds=1))
@@ -115,16 +139,38 @@ def from_ms(value: bytes | str | int) -> datetime:
     return EPOCH + timedelta(milliseconds=int(value))
 
 
+def bucket_of(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) % BUCKETS
+
+
 def session_key(session_id: str) -> str:
-    return f"session:{session_id}"
+    return f"session:{{{bucket_of(session_id)}}}:{session_id}"
+
+
+def live_key(bucket: int) -> str:
+    return f"sessions:live:{{{bucket}}}"
+
+
+LIVE_KEYS = [live_key(bucket) for bucket in range(BUCKETS)]
+
+
+async def unlink_each(redis: Redis, keys: list[str]) -> int:
+    """UNLINK the keys one by one in a pipeline (in a cluster they are in different slots)."""
+    if not keys:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:  # not pipe.unlink: a cluster pipeline's is a coroutine (it splits)
+            pipe.execute_command("UNLINK", key)
+        return sum(await pipe.execute())
 
 
 async def drop_session_keys(redis: Redis) -> int:
-    """Delete every session key, the live index and the warm-up marker; how many sessions."""
+    """Delete every session key, the live indexes and the warm-up marker; how many sessions.
+    (A cluster client's SCAN walks every primary.)"""
     dropped = 0
     async for key in redis.scan_iter(match="session:*", count=1000):
         dropped += await redis.unlink(key)
-    await redis.delete(LIVE, MARKER)
+    await unlink_each(redis, [*LIVE_KEYS, LEGACY_LIVE, MARKER])
     return dropped
 
 
@@ -140,6 +186,7 @@ class RedisSessionStore:
         # the session reads that arrive together share one TOUCH call (one round trip)
         self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
+        self._destroy = redis.register_script(DESTROY)
         # the snapshots written together (after writes) share one pipelined round trip
         self._snapshots: Coalescer[tuple[Session, datetime | None], None] = Coalescer(
             self._snapshot_many
@@ -169,10 +216,10 @@ class RedisSessionStore:
             return
         self._down_until = 0.0
         log.warning("Redis is back; sessions served from Redis again")
-        if self._dirty:
-            stale = [session_key(session_id) for session_id in self._dirty]
-            self._dirty.clear()
-            await self.redis.delete(*stale)
+        if self._dirty:  # forgotten only once gone (in a cluster, a node may still be away)
+            stale = list(self._dirty)
+            await unlink_each(self.redis, [session_key(session_id) for session_id in stale])
+            self._dirty.difference_update(stale)
 
     # -- cache plumbing ---------------------------------------------------------------
 
@@ -186,15 +233,36 @@ class RedisSessionStore:
         except RedisError as exc:
             self._failed(exc, session.id)
 
+    async def _scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run (script, keys, args) calls in one round trip: one EVALSHA alone, several in a
+        pipeline (EVALSHA queued as it is: redis-py's script-aware pipeline would first ask
+        SCRIPT EXISTS, a round trip more). A Redis that answers NOSCRIPT (restarted, or a
+        replica just promoted) gets the scripts loaded again, on every primary of a cluster,
+        and the calls are sent once more: each is idempotent."""
+        if len(calls) == 1:  # redis-py's Script loads itself again after NOSCRIPT
+            script, keys, args = calls[0]
+            return [await script(keys=keys, args=args)]
+        for attempt in (1, 2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for script, keys, args in calls:
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    return list(await pipe.execute())
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in (self._touch, self._snapshot, self._destroy):
+                    await self.redis.script_load(script.script)
+        raise AssertionError("unreachable")
+
+    def _snapshot_call(
+        self, session: Session, db_expires: datetime | None
+    ) -> tuple[Any, list[str], list[Any]]:
+        keys = [session_key(session.id), live_key(bucket_of(session.id))]
+        return self._snapshot, keys, self._snapshot_args(session, db_expires)
+
     async def _snapshot_many(self, batch: list[tuple[Session, datetime | None]]) -> list[None]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for session, db_expires in batch:
-                await self._snapshot(
-                    keys=[session_key(session.id), LIVE],
-                    args=self._snapshot_args(session, db_expires),
-                    client=pipe,
-                )
-            await pipe.execute()
+        await self._scripts([self._snapshot_call(session, when) for session, when in batch])
         return [None] * len(batch)
 
     def _snapshot_args(self, session: Session, db_expires: datetime | None = None) -> list[Any]:
@@ -263,9 +331,22 @@ class RedisSessionStore:
         (redis-py's Script loads TOUCH again into a Redis that lost its scripts.)"""
         now = to_ms(utcnow())
         idle = int(self.lifetime.idle / timedelta(milliseconds=1))
-        keys = [session_key(session_id) for session_id in session_ids]
-        results = await self._touch(keys=[LIVE, *keys], args=[now, idle, self.refresh_ms])
-        return [EXPIRED if result == -1 else result or None for result in results]
+        buckets: dict[int, list[int]] = {}  # bucket -> positions in session_ids
+        for position, session_id in enumerate(session_ids):
+            buckets.setdefault(bucket_of(session_id), []).append(position)
+        calls = [
+            (
+                self._touch,
+                [live_key(bucket), *(session_key(session_ids[i]) for i in positions)],
+                [now, idle, self.refresh_ms],
+            )
+            for bucket, positions in buckets.items()
+        ]
+        results: list[Any] = [None] * len(session_ids)
+        for positions, replies in zip(buckets.values(), await self._scripts(calls), strict=True):
+            for position, reply in zip(positions, replies, strict=True):
+                results[position] = EXPIRED if reply == -1 else reply or None
+        return results
 
     async def _get_cached(self, session_id: str) -> Session | object | None:
         """The session, EXPIRED when Redis has it and it has expired, None when Redis does
@@ -308,18 +389,15 @@ class RedisSessionStore:
         `lagging`: rows read from the table, whose expiry may lag the true one by up to the
         grace; Redis is given the latest it can be, and `dbMs` what the row holds."""
         grace = timedelta(milliseconds=self.refresh_ms if lagging else 0)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for session in sessions:
-                latest = session.expires_at + grace
-                if session.max_expires_at is not None and session.max_expires_at < latest:
-                    latest = session.max_expires_at
-                recorded = session.expires_at
-                await self._snapshot(
-                    keys=[session_key(session.id), LIVE],
-                    args=self._snapshot_args(replace(session, expires_at=latest), recorded),
-                    client=pipe,
-                )
-            await pipe.execute()
+        calls = []
+        for session in sessions:
+            latest = session.expires_at + grace
+            if session.max_expires_at is not None and session.max_expires_at < latest:
+                latest = session.max_expires_at
+            lagged = replace(session, expires_at=latest)
+            calls.append(self._snapshot_call(lagged, session.expires_at))
+        if calls:
+            await self._scripts(calls)
         return len(sessions)
 
     async def adopt_database(self, database_id: str) -> int:
@@ -355,6 +433,7 @@ class RedisSessionStore:
                 async for batch in self.sql.live_batches(500):
                     cached += await self.cache_many(batch, lagging=True)
                 await self.redis.set(MARKER, str(to_ms(utcnow())))
+                await self.redis.unlink(LEGACY_LIVE)
                 log.info("warmed Redis with %d live sessions from PostgreSQL", cached)
                 return cached
             finally:
@@ -404,14 +483,10 @@ class RedisSessionStore:
 
     async def destroy(self, session_id: str) -> bool:
         deleted = await self.sql.destroy(session_id)
-        try:
-            key = session_key(session_id)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, "gone", "1")  # a tombstone: late snapshots are refused
-                pipe.pexpire(key, self.lifetime.idle)
-                pipe.zrem(LIVE, session_id)
-                await pipe.execute()
+        try:  # the hash becomes a tombstone: late snapshots are refused
+            idle = int(self.lifetime.idle / timedelta(milliseconds=1))
+            keys = [session_key(session_id), live_key(bucket_of(session_id))]
+            await self._scripts([(self._destroy, keys, [session_id, idle])])
         except RedisError as exc:
             self._failed(exc, session_id)
         return deleted
@@ -419,7 +494,11 @@ class RedisSessionStore:
     async def count(self) -> int:
         if self.available:
             try:
-                return int(await self.redis.zcount(LIVE, f"({to_ms(utcnow())}", "+inf"))
+                now = f"({to_ms(utcnow())}"
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for key in LIVE_KEYS:
+                        pipe.zcount(key, now, "+inf")
+                    return sum(int(found) for found in await pipe.execute())
             except RedisError as exc:
                 self._failed(exc)
         return await self.sql.count()
@@ -428,7 +507,11 @@ class RedisSessionStore:
         """Drop expired PostgreSQL rows (one instance at a time) and stale index entries."""
         removed = await self.sql.sweep()
         try:
-            await self.redis.zremrangebyscore(LIVE, "-inf", to_ms(utcnow()))
+            now = to_ms(utcnow())
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in LIVE_KEYS:
+                    pipe.zremrangebyscore(key, "-inf", now)
+                await pipe.execute()
         except RedisError as exc:
             self._failed(exc)
         return removed
