@@ -13,7 +13,8 @@ what they share:
   bypassed (every read goes to the database) until it is back.
 - one SQLite file (the embedded default, maybe shared by `--workers`): a counter in a small
   file beside the database, bumped after each write and read with one `pread`.
-- PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection.
+- PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection (to DATABASE_DIRECT_URL
+  behind a transaction pooler, where LISTEN does not work; without one the cache is off).
 - nothing shared (an in-memory database): the process's own writes drop its copy.
 
 Whatever the channel, a copy is also reloaded after `max_age` seconds, so rows changed
@@ -538,8 +539,32 @@ class CachedCatalog:
             await self.invalidation.announce()
 
 
-def build_invalidation(database_url: str, redis_url: str) -> Invalidation:
-    """The cheapest channel that every instance sharing this database also listens on."""
+class Unheard:
+    """No channel can be heard (PostgreSQL behind a transaction pooler, with neither Redis
+    nor a direct URL to LISTEN on): the cache stays bypassed, every read asks the database."""
+
+    async def start(self) -> None:
+        log.warning(
+            "catalog cache off: LISTEN does not work through a transaction pooler; "
+            "set REDIS_URL or DATABASE_DIRECT_URL to cache the catalog"
+        )
+
+    def stamp(self) -> Stamp | None:
+        return None
+
+    async def announce(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def build_invalidation(
+    database_url: str, redis_url: str, listen_url: str | None = None
+) -> Invalidation:
+    """The cheapest channel that every instance sharing this database also listens on.
+    `listen_url`: where PostgreSQL's LISTEN goes when it is not `database_url` ("": nowhere,
+    as behind a transaction pooler without a direct URL)."""
     if redis_url:
         return RedisChannel(redis_url)
     if database_url.startswith("sqlite"):
@@ -550,6 +575,9 @@ def build_invalidation(database_url: str, redis_url: str) -> Invalidation:
     if database_url.startswith("postgresql"):
         from sqlalchemy.engine import make_url
 
-        dsn = make_url(database_url).set(drivername="postgresql")
+        url = database_url if listen_url is None else listen_url
+        if not url:
+            return Unheard()
+        dsn = make_url(url).set(drivername="postgresql")
         return PgNotify(dsn.render_as_string(hide_password=False))
     return LocalOnly()

@@ -108,7 +108,6 @@ def prepare_data_dir(settings: Settings) -> None:
 
 async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -> None:
     """Migrate when allowed (always for the embedded file); otherwise refuse a stale schema."""
-    url = settings.effective_database_url
     try:
         current = await schema.current_revision(engine)
     except Exception as exc:
@@ -117,8 +116,10 @@ async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -
     if current == head:
         return
     if migrate or settings.embedded:
-        import asyncio
-
+        try:
+            url = settings.schema_url
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         await asyncio.to_thread(schema.upgrade, url, "head")
         return
     raise StartupError(
@@ -156,9 +157,9 @@ def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None)
 
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, pooled=settings.pooled)
     # sessions and carts share one asyncpg pool on PostgreSQL
-    pool = PgPool(engine) if engine.dialect.name == "postgresql" else None
+    pool = PgPool(engine, pooled=settings.pooled) if engine.dialect.name == "postgresql" else None
     redis: Redis | None = None
     try:
         await check_schema(engine, settings, migrate)
@@ -194,7 +195,9 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             await pool.close()
         await engine.dispose()
         raise
-    invalidation = build_invalidation(settings.effective_database_url, settings.redis_url)
+    invalidation = build_invalidation(
+        settings.effective_database_url, settings.redis_url, listen_url=settings.direct_url
+    )
     catalog = CachedCatalog(SqlCatalog(engine), invalidation)
     await catalog.start()
     return Services(
