@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from statebridge.batching import Coalescer
+from statebridge.catalog.replica import primary_of
 from statebridge.catalog.repository import Catalog, Record
 from statebridge.observability.metrics import METRICS
 
@@ -425,6 +426,7 @@ class CachedCatalog:
         self.clock = clock
         self.generation = 0  # bumped by this process's own writes
         self.loads = 0
+        self._loaded_key: tuple[int, Stamp] | None = None  # of the last load
         self._snapshot: Snapshot | None = None
         self._loading: tuple[tuple[int, Stamp], asyncio.Future[Snapshot]] | None = None
         # one batch at a time: two in flight would wait on each other's row locks (most
@@ -472,8 +474,12 @@ class CachedCatalog:
         return snap
 
     async def _load(self, key: tuple[int, Stamp]) -> Snapshot:
-        users = await self.inner.list_users()
-        products = await self.inner.list_products()
+        # a reload because of a known change reads the primary, never a lagging replica
+        changed = self._loaded_key is not None and key != self._loaded_key
+        source = primary_of(self.inner) if changed else self.inner
+        users = await source.list_users()
+        products = await source.list_products()
+        self._loaded_key = key
         self.loads += 1
         snap = Snapshot(users, products, key, self.clock() + self.max_age)
         if key == (self.generation, self.invalidation.stamp()):

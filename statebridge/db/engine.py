@@ -82,8 +82,11 @@ def unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
-def create_engine(url: str, pool_size: int = 10, pooled: bool = False) -> AsyncEngine:
-    """`pooled`: `url` is a transaction pooler (STATEBRIDGE_DATABASE_POOLER=transaction)."""
+def create_engine(
+    url: str, pool_size: int = 10, pooled: bool = False, connect_timeout: float | None = None
+) -> AsyncEngine:
+    """`pooled`: `url` is a transaction pooler (STATEBRIDGE_DATABASE_POOLER=transaction);
+    `connect_timeout`: seconds a new PostgreSQL connection may take (asyncpg's 60 else)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -107,7 +110,10 @@ def create_engine(url: str, pool_size: int = 10, pooled: bool = False) -> AsyncE
         pool_timeout=30,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args=pooler_connect_args() if pooled else {},
+        connect_args={
+            **(pooler_connect_args() if pooled else {}),
+            **({"timeout": connect_timeout} if connect_timeout else {}),
+        },
     )
     _count_connections(engine)
     return engine

@@ -221,3 +221,23 @@ class PrivatePgBouncer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+@dataclass
+class PrivateReplica(PrivatePostgres):
+    """A streaming replica of a private primary, on its own port: `pg_basebackup -R` (which
+    writes primary_conninfo and standby.signal), then started as a hot standby."""
+
+    def clone(self, primary: PrivatePostgres) -> PrivateReplica:
+        self.bin_dir = servers.postgres_bin()
+        if self.bin_dir is None:
+            pytest.skip("PostgreSQL's server programs (pg_basebackup, pg_ctl) are not installed")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+        # -R: primary_conninfo and standby.signal; -c fast: no wait for a spread checkpoint
+        self._run("pg_basebackup", *source, "-D", str(self.data), "-R", "-X", "stream",
+                  "-c", "fast", "--no-sync")  # fmt: skip
+        self.start()
+        return self
