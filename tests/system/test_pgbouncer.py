@@ -10,6 +10,7 @@ import asyncio
 import collections
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,55 @@ def test_counters_sessions_and_catalog_through_the_pooler(pair: list[Server]) ->
         ]
         assert {u["id"]: u["preferences"].get("theme") for u in users}["user002"] == theme
     assert "catalog cache off" in pair[0].log()
+
+
+def test_the_catalog_listens_on_the_direct_url(upgraded: dict[str, str], tmp_path: Path) -> None:
+    """With DATABASE_DIRECT_URL the catalog cache stays on behind the pooler: each instance
+    LISTENs on PostgreSQL itself, and a change made on one is seen by the other well within
+    the 30 s a cached copy may otherwise live."""
+    env = app_env(upgraded, DATABASE_DIRECT_URL=upgraded["DIRECT"])
+    servers = [Server(env, tmp_path / name).start(timeout=60) for name in ("a", "b")]
+    try:
+        listening = asyncio.run(listeners(upgraded["DIRECT"]))
+        assert listening >= 2
+        with httpx.Client(timeout=30) as client:
+            created = client.post(
+                f"{servers[0].url}/api/stateful/session", json={"userId": "user002"}
+            )
+            headers = {"Session-ID": created.headers["Session-ID"]}
+            for step in range(3):
+                reader = servers[(step + 1) % 2]
+                client.get(f"{reader.url}/users")  # the reader's copy is loaded
+                theme = f"direct-{step}-{id(created)}"
+                changed = client.put(
+                    f"{servers[step % 2].url}/api/stateful/profile/preferences",
+                    json={"preferences": {"theme": theme}},
+                    headers=headers,
+                )
+                assert_envelope(changed, 200)
+                deadline = time.monotonic() + 2.0
+                while themes(client, reader)["user002"] != theme:
+                    assert time.monotonic() < deadline, f"step {step}: the change was not heard"
+                    time.sleep(0.05)
+        for server in servers:
+            assert "catalog cache off" not in server.log()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def listeners(url: str) -> int:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        value = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN%'"
+        )
+    finally:
+        await conn.close()
+    return int(value)
+
+
+def themes(client: httpx.Client, server: Server) -> dict[str, Any]:
+    users = assert_envelope(client.get(f"{server.url}/users"), 200)["data"]["users"]
+    return {user["id"]: user["preferences"].get("theme") for user in users}
