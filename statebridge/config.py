@@ -33,6 +33,12 @@ REDIS_ACCEPTED = (
     "/service[/db] or redis+cluster://[:password@]host:port[,host:port...] (unset: no Redis)"
 )
 ORIGINS_ACCEPTED = "origins separated by commas, or a JSON list of strings"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+POSTGRES_ACCEPTED = "a postgresql:// URL (unset: none)"
+DIRECT_URL_NEEDED = (
+    "DATABASE_URL goes through a transaction pooler (STATEBRIDGE_DATABASE_POOLER=transaction): "
+    "schema changes need PostgreSQL itself; set DATABASE_DIRECT_URL to its direct address"
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,21 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", validation_alias=AliasChoices("DATABASE_URL", "STATEBRIDGE_DATABASE_URL")
     )
+    # PgBouncer in transaction mode between the app and PostgreSQL: no prepared statement
+    # outlives its transaction, no LISTEN, and schema changes go to DATABASE_DIRECT_URL
+    database_pooler: Literal["none", "transaction"] = Field(
+        "none", description="transaction: DATABASE_URL is a PgBouncer in transaction mode"
+    )
+    database_direct_url: str = Field(
+        "",
+        validation_alias=AliasChoices("DATABASE_DIRECT_URL", "STATEBRIDGE_DATABASE_DIRECT_URL"),
+        description="PostgreSQL itself, past the pooler: schema upgrades, LISTEN",
+    )
+    database_read_url: str = Field(
+        "",
+        validation_alias=AliasChoices("DATABASE_READ_URL", "STATEBRIDGE_DATABASE_READ_URL"),
+        description="a streaming replica for catalog reads (the primary when it is down)",
+    )
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "STATEBRIDGE_REDIS_URL"))
     data_dir: Path = Path("data")
     session_backend: Literal["auto", "sql", "redis"] = "auto"
@@ -176,6 +197,14 @@ class Settings(BaseSettings):
             raise ValueError(DATABASE_ACCEPTED)
         return value
 
+    @field_validator("database_direct_url", "database_read_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        url = value.strip()
+        if url and not url.startswith(POSTGRES_SCHEMES):
+            raise ValueError(POSTGRES_ACCEPTED)
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _known_redis(cls, value: str) -> str:
@@ -192,12 +221,34 @@ class Settings(BaseSettings):
         url = self.database_url.strip()
         if not url:
             return f"sqlite+aiosqlite:///{(self.data_dir / 'statebridge.db').resolve()}"
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                return "postgresql+asyncpg://" + url[len(plain) :]
-        if url.startswith("sqlite://"):
-            return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-        return url
+        return async_url(url)
+
+    @property
+    def pooled(self) -> bool:
+        """DATABASE_URL is a transaction pooler (PgBouncer): no statement cache, no LISTEN."""
+        return self.database_pooler == "transaction" and not self.embedded
+
+    @property
+    def direct_url(self) -> str:
+        """PostgreSQL itself: DATABASE_DIRECT_URL, else DATABASE_URL unless that is a pooler
+        ("" then: nothing reaches PostgreSQL past the pooler)."""
+        if self.database_direct_url.strip():
+            return async_url(self.database_direct_url.strip())
+        return "" if self.pooled else self.effective_database_url
+
+    @property
+    def schema_url(self) -> str:
+        """Where schema changes go; behind a transaction pooler without DATABASE_DIRECT_URL,
+        ValueError(DIRECT_URL_NEEDED)."""
+        if not self.direct_url:
+            raise ValueError(DIRECT_URL_NEEDED)
+        return self.direct_url
+
+    @property
+    def read_url(self) -> str:
+        """A replica for catalog reads (DATABASE_READ_URL), or ""."""
+        url = self.database_read_url.strip()
+        return async_url(url) if url and not self.embedded else ""
 
     @property
     def embedded(self) -> bool:
@@ -227,6 +278,16 @@ class Settings(BaseSettings):
         if self.session_backend != "auto":
             return self.session_backend
         return "redis" if self.redis_url else "sql"
+
+
+def async_url(url: str) -> str:
+    """A database URL with the async driver SQLAlchemy needs (asyncpg, aiosqlite)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
 
 
 def setting_problems(error: ValidationError, options: Mapping[str, str] | None = None) -> str:
@@ -268,7 +329,8 @@ def variable_of(field: str) -> str:
 
 def shown_value(field: str, value: Any) -> str:
     """The value as given, quoted; a URL's password hidden, a long value cut short."""
-    if field in ("database_url", "redis_url") and isinstance(value, str):
+    urls = ("database_url", "database_direct_url", "database_read_url", "redis_url")
+    if field in urls and isinstance(value, str):
         parts = urlsplit(value.strip())
         if parts.password:
             value = value.replace(f":{parts.password}@", ":***@", 1)

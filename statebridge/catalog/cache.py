@@ -15,7 +15,8 @@ what they share:
   to any node of REDIS_URL that answers, since a classic PUBLISH reaches every node.
 - one SQLite file (the embedded default, maybe shared by `--workers`): a counter in a small
   file beside the database, bumped after each write and read with one `pread`.
-- PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection.
+- PostgreSQL without Redis: LISTEN/NOTIFY on a dedicated connection (to DATABASE_DIRECT_URL
+  behind a transaction pooler, where LISTEN does not work; without one the cache is off).
 - nothing shared (an in-memory database): the process's own writes drop its copy.
 
 Whatever the channel, a copy is also reloaded after `max_age` seconds, so rows changed
@@ -40,6 +41,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from statebridge.batching import Coalescer
+from statebridge.catalog.replica import primary_of
 from statebridge.catalog.repository import Catalog, Record
 from statebridge.config import redis_address
 from statebridge.db.redisclient import connect_redis, subscriber_addresses
@@ -506,6 +508,7 @@ class CachedCatalog:
         self.clock = clock
         self.generation = 0  # bumped by this process's own writes
         self.loads = 0
+        self._loaded_key: tuple[int, Stamp] | None = None  # of the last load
         self._snapshot: Snapshot | None = None
         self._loading: tuple[tuple[int, Stamp], asyncio.Future[Snapshot]] | None = None
         # one batch at a time: two in flight would wait on each other's row locks (most
@@ -553,8 +556,12 @@ class CachedCatalog:
         return snap
 
     async def _load(self, key: tuple[int, Stamp]) -> Snapshot:
-        users = await self.inner.list_users()
-        products = await self.inner.list_products()
+        # a reload because of a known change reads the primary, never a lagging replica
+        changed = self._loaded_key is not None and key != self._loaded_key
+        source = primary_of(self.inner) if changed else self.inner
+        users = await source.list_users()
+        products = await source.list_products()
+        self._loaded_key = key
         self.loads += 1
         snap = Snapshot(users, products, key, self.clock() + self.max_age)
         if key == (self.generation, self.invalidation.stamp()):
@@ -620,8 +627,32 @@ class CachedCatalog:
             await self.invalidation.announce()
 
 
-def build_invalidation(database_url: str, redis_url: str) -> Invalidation:
-    """The cheapest channel that every instance sharing this database also listens on."""
+class Unheard:
+    """No channel can be heard (PostgreSQL behind a transaction pooler, with neither Redis
+    nor a direct URL to LISTEN on): the cache stays bypassed, every read asks the database."""
+
+    async def start(self) -> None:
+        log.warning(
+            "catalog cache off: LISTEN does not work through a transaction pooler; "
+            "set REDIS_URL or DATABASE_DIRECT_URL to cache the catalog"
+        )
+
+    def stamp(self) -> Stamp | None:
+        return None
+
+    async def announce(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def build_invalidation(
+    database_url: str, redis_url: str, listen_url: str | None = None
+) -> Invalidation:
+    """The cheapest channel that every instance sharing this database also listens on.
+    `listen_url`: where PostgreSQL's LISTEN goes when it is not `database_url` ("": nowhere,
+    as behind a transaction pooler without a direct URL)."""
     if redis_url:
         return RedisChannel(redis_url)
     if database_url.startswith("sqlite"):
@@ -632,6 +663,9 @@ def build_invalidation(database_url: str, redis_url: str) -> Invalidation:
     if database_url.startswith("postgresql"):
         from sqlalchemy.engine import make_url
 
-        dsn = make_url(database_url).set(drivername="postgresql")
+        url = database_url if listen_url is None else listen_url
+        if not url:
+            return Unheard()
+        dsn = make_url(url).set(drivername="postgresql")
         return PgNotify(dsn.render_as_string(hide_password=False))
     return LocalOnly()

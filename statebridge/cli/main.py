@@ -156,8 +156,8 @@ def db_upgrade(
     settings = load_settings()
     try:
         prepare_data_dir(settings)
-        schema.upgrade(settings.effective_database_url, revision)
-    except StartupError as exc:
+        schema.upgrade(settings.schema_url, revision)
+    except (StartupError, ValueError) as exc:
         fail(str(exc))
     except Exception as exc:
         fail(f"upgrade failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
@@ -176,7 +176,11 @@ def db_downgrade(
 
     settings = load_settings()
     try:
-        schema.downgrade(settings.effective_database_url, revision)
+        url = settings.schema_url
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        schema.downgrade(url, revision)
     except Exception as exc:
         fail(f"downgrade failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
     if as_json:
@@ -194,7 +198,7 @@ def db_current(as_json: JsonOption = False) -> None:
     settings = load_settings()
 
     async def read() -> str | None:
-        engine = create_engine(settings.effective_database_url, pool_size=1)
+        engine = create_engine(settings.effective_database_url, pool_size=1, pooled=settings.pooled)
         try:
             return await schema.current_revision(engine)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,7 +67,27 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def pooler_connect_args() -> dict[str, Any]:
+    """asyncpg behind a transaction pooler (PgBouncer): a server connection is ours for one
+    transaction only, so no prepared statement may be kept for later (asyncpg's and
+    SQLAlchemy's caches off), and the ones made inside a transaction get names no other
+    client's statement on that server connection can have (SQLAlchemy's "Using a pgbouncer")."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": unique_statement_name,
+    }
+
+
+def unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def create_engine(
+    url: str, pool_size: int = 10, pooled: bool = False, connect_timeout: float | None = None
+) -> AsyncEngine:
+    """`pooled`: `url` is a transaction pooler (STATEBRIDGE_DATABASE_POOLER=transaction);
+    `connect_timeout`: seconds a new PostgreSQL connection may take (asyncpg's 60 else)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -90,6 +111,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_timeout=30,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args={
+            **(pooler_connect_args() if pooled else {}),
+            **({"timeout": connect_timeout} if connect_timeout else {}),
+        },
     )
     _count_connections(engine)
     return engine

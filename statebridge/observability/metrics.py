@@ -96,6 +96,7 @@ class Metrics:
         self.cache: dict[tuple[str, str], int] = {}
         self.connections: dict[str, int] = {}
         self.session_fallbacks: dict[str, int] = {}
+        self.read_fallbacks = 0
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in HTTP_METHODS:
@@ -123,6 +124,10 @@ class Metrics:
     def connection_opened(self, pool: str) -> None:
         """A database connection opened (flat under steady load; a climb means churn)."""
         self.connections[pool] = self.connections.get(pool, 0) + 1
+
+    def read_fallback(self) -> None:
+        """A read meant for the replica (DATABASE_READ_URL) answered by the primary."""
+        self.read_fallbacks += 1
 
     def render(
         self, gauges: Iterable[tuple[str, str, str, float]] = (), *, runtime: bool = True
@@ -202,6 +207,14 @@ class Metrics:
             "from every worker)",
         )
         out.append(f"statebridge_worker_restarts_total {self.worker_restarts.value}")
+        family(
+            out,
+            "statebridge_db_read_fallbacks_total",
+            "counter",
+            "Catalog reads meant for the replica (DATABASE_READ_URL) that the primary answered "
+            "because the replica was down",
+        )
+        out.append(f"statebridge_db_read_fallbacks_total {self.read_fallbacks}")
         last = ""
         for name, help_text, label_text, reading in gauges:
             if name != last:

@@ -172,7 +172,7 @@ def run_loop(settings: Settings, listeners: list[Listener], migrate: bool) -> No
 async def _migrate_once(settings: Settings, migrate: bool) -> None:
     from statebridge.db.engine import create_engine
 
-    engine = create_engine(settings.effective_database_url, pool_size=1)
+    engine = create_engine(settings.effective_database_url, pool_size=1, pooled=settings.pooled)
     try:
         await check_schema(engine, settings, migrate)
     finally:

@@ -55,9 +55,13 @@ def asyncpg_dsn(engine: AsyncEngine) -> str:
 class PgPool:
     """`await fetch(query, *args)` on a pooled connection of the engine's database."""
 
-    def __init__(self, engine: AsyncEngine, size: int = POOL_SIZE) -> None:
+    def __init__(self, engine: AsyncEngine, size: int = POOL_SIZE, pooled: bool = False) -> None:
+        """`pooled`: the engine's URL is a transaction pooler (PgBouncer), where a prepared
+        statement cannot outlive its statement: asyncpg's cache is off, each statement runs
+        unnamed (parsed again each time)."""
         self.dsn = asyncpg_dsn(engine)
         self.size = size
+        self.pooled = pooled
         self._pool: Any = None
         self._lock = asyncio.Lock()
 
@@ -70,6 +74,7 @@ class PgPool:
                     max_size=self.size,
                     reset=keep_as_is,
                     init=counted,
+                    statement_cache_size=0 if self.pooled else 100,
                 )
         return self._pool
 

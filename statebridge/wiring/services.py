@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.catalog.cache import CachedCatalog, build_invalidation
+from statebridge.catalog.replica import ReplicaCatalog
 from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
 from statebridge.config import Settings
 from statebridge.db import schema
@@ -51,6 +52,7 @@ class Services:
     instance_id: str
     redis: Redis | None = None
     pool: PgPool | None = None  # the PostgreSQL stores' shared asyncpg pool
+    read_engine: AsyncEngine | None = None  # the catalog's replica (DATABASE_READ_URL)
     counts: LiveCounts = field(init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -73,6 +75,8 @@ class Services:
             await self.catalog.close()
         close_local(self.engine)
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
 
 
 async def sweep_forever(services: Services) -> None:
@@ -107,7 +111,6 @@ def prepare_data_dir(settings: Settings) -> None:
 
 async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -> None:
     """Migrate when allowed (always for the embedded file); otherwise refuse a stale schema."""
-    url = settings.effective_database_url
     try:
         current = await schema.current_revision(engine)
     except Exception as exc:
@@ -116,8 +119,10 @@ async def check_schema(engine: AsyncEngine, settings: Settings, migrate: bool) -
     if current == head:
         return
     if migrate or settings.embedded:
-        import asyncio
-
+        try:
+            url = settings.schema_url
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         await asyncio.to_thread(schema.upgrade, url, "head")
         return
     raise StartupError(
@@ -140,14 +145,13 @@ def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None)
 
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, pooled=settings.pooled)
     # sessions and carts share one asyncpg pool on PostgreSQL
-    pool = PgPool(engine) if engine.dialect.name == "postgresql" else None
+    pool = PgPool(engine, pooled=settings.pooled) if engine.dialect.name == "postgresql" else None
     redis: Redis | None = None
     try:
         await check_schema(engine, settings, migrate)
-        if settings.seed == "auto":
-            await seed_if_empty(engine)
+        seeded = settings.seed == "auto" and await seed_if_empty(engine)
         lifetime = Lifetime(
             timedelta(seconds=settings.session_ttl),
             timedelta(seconds=settings.session_max_lifetime),
@@ -178,8 +182,13 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             await pool.close()
         await engine.dispose()
         raise
-    invalidation = build_invalidation(settings.effective_database_url, settings.redis_url)
-    catalog = CachedCatalog(SqlCatalog(engine), invalidation)
+    invalidation = build_invalidation(
+        settings.effective_database_url, settings.redis_url, listen_url=settings.direct_url
+    )
+    read_engine, source = catalog_source(settings, engine)
+    if seeded and isinstance(source, ReplicaCatalog):
+        source.wrote()  # the replica may not have the seed yet
+    catalog = CachedCatalog(source, invalidation)
     await catalog.start()
     return Services(
         settings=settings,
@@ -191,7 +200,23 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,
         pool=pool,
+        read_engine=read_engine,
     )
+
+
+REPLICA_POOL = 5  # the catalog's reads are few: the cache answers most of them
+REPLICA_CONNECT_SECONDS = 2.0  # a replica that does not answer soon is skipped
+
+
+def catalog_source(settings: Settings, engine: AsyncEngine) -> tuple[AsyncEngine | None, Catalog]:
+    """The catalog in the database; with DATABASE_READ_URL, its reads from that replica."""
+    primary = SqlCatalog(engine)
+    if not settings.read_url:
+        return None, primary
+    read_engine = create_engine(
+        settings.read_url, pool_size=REPLICA_POOL, connect_timeout=REPLICA_CONNECT_SECONDS
+    )
+    return read_engine, ReplicaCatalog(primary, SqlCatalog(read_engine))
 
 
 def services_of(request: Request) -> Services:

@@ -137,7 +137,11 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings, backup_revisio
                 "restore into an empty database"
             )
     if current != schema.head_revision():
-        await asyncio.to_thread(schema.upgrade, settings.effective_database_url, "head")
+        try:
+            url = settings.schema_url
+        except ValueError as exc:
+            raise MigrateError(str(exc)) from None
+        await asyncio.to_thread(schema.upgrade, url, "head")
 
 
 async def occupied(conn: AsyncConnection) -> dict[str, int]:

@@ -44,7 +44,7 @@ async def open_engine(settings: Settings, create: bool = False) -> AsyncIterator
         prepare_data_dir(settings)
     except StartupError as exc:
         raise MigrateError(str(exc)) from None
-    engine = create_engine(settings.effective_database_url, pool_size=2)
+    engine = create_engine(settings.effective_database_url, pool_size=2, pooled=settings.pooled)
     try:
         yield engine
     finally:
