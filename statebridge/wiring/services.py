@@ -25,6 +25,7 @@ from statebridge.db.identity import database_id
 from statebridge.db.local import close_local
 from statebridge.errors import StartupError as StartupError
 from statebridge.stores.carts.base import CartStore
+from statebridge.stores.carts.memory import MemoryCartStore
 from statebridge.stores.carts.postgres import PostgresCartStore
 from statebridge.stores.carts.sqlite import SqliteCartStore
 from statebridge.stores.counters.base import Counters
@@ -34,6 +35,7 @@ from statebridge.stores.counters.sqlite import SqliteCounters
 from statebridge.stores.counts import LiveCounts
 from statebridge.stores.pgpool import PgPool
 from statebridge.stores.sessions.base import Lifetime, SessionStore
+from statebridge.stores.sessions.memory import MemorySessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
 from statebridge.stores.sessions.sql import sql_store
 from statebridge.wording import counted
@@ -147,8 +149,13 @@ def connect_redis(url: str) -> Redis:
     )
 
 
-def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None) -> CartStore:
-    """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy."""
+def cart_store(
+    engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None, sessions: SessionStore
+) -> CartStore:
+    """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy; the
+    memory backend's carts stay in the process beside its sessions."""
+    if isinstance(sessions, MemorySessionStore):
+        return MemoryCartStore(engine, catalog, sessions.carts, sessions.is_live)
     if pool is not None:
         return PostgresCartStore(engine, catalog, pool)
     return SqliteCartStore(engine, catalog)
@@ -185,6 +192,8 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             await store.warm()
             sessions = store
             counters = RedisCounters(redis, sql_counters)
+        elif backend == "memory":
+            sessions = MemorySessionStore(lifetime)
         else:
             raise StartupError(f"session backend {backend!r} is not available")
     except BaseException:
@@ -202,7 +211,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         engine=engine,
         catalog=catalog,
         sessions=sessions,
-        carts=cart_store(engine, catalog, pool),
+        carts=cart_store(engine, catalog, pool, sessions),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,

@@ -1,0 +1,112 @@
+"""Sessions in this process's memory only (`STATEBRIDGE_SESSION_BACKEND=memory`).
+
+Exactly Phase 1's weakness, kept on purpose for teaching: a session lives in one process,
+so a request that lands on another instance (or after a restart) does not find it. Carts
+live beside the sessions, in the same process (statebridge/stores/carts/memory.py), since a
+cart row in the database could not point at a session the database does not have.
+Production mode refuses this backend (config.py).
+
+Every verb runs without awaiting anything, so each is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
+from statebridge.timeutil import utcnow
+
+
+def bump(value: Any) -> int:
+    """The next value of a counter kept in session data (Phase 1: `(n || 0) + 1`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value + 1
+    return 1
+
+
+class MemorySessionStore:
+    def __init__(self, lifetime: Lifetime) -> None:
+        self.lifetime = lifetime
+        self.sessions: dict[str, Session] = {}
+        # session id -> its cart, kept by the memory cart store; dropped with the session
+        self.carts: dict[str, Any] = {}
+
+    def _live(self, session_id: str, now: datetime) -> Session | None:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return None
+        hard = session.max_expires_at
+        if session.expires_at <= now or (hard is not None and hard <= now):
+            self._drop(session_id)
+            return None
+        return session
+
+    def is_live(self, session_id: str) -> bool:
+        return self._live(session_id, utcnow()) is not None
+
+    def _drop(self, session_id: str) -> bool:
+        self.carts.pop(session_id, None)
+        return self.sessions.pop(session_id, None) is not None
+
+    def _touched(self, session: Session, now: datetime) -> Session:
+        session.last_accessed = now
+        session.expires_at = self.lifetime.next_expiry(now, session.max_expires_at)
+        return replace(session, data=dict(session.data))
+
+    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+        now = utcnow()
+        expires, hard = self.lifetime.first_expiry(now)
+        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        self.sessions[session.id] = session
+        return replace(session, data=dict(session.data))
+
+    async def get(self, session_id: str) -> Session | None:
+        now = utcnow()
+        session = self._live(session_id, now)
+        return None if session is None else self._touched(session, now)
+
+    async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
+        now = utcnow()
+        session = self._live(session_id, now)
+        if session is None:
+            return None
+        session.data = {**session.data, **patch}
+        session.version += 1
+        return self._touched(session, now)
+
+    async def increment(
+        self, session_id: str, key: str, patch: dict[str, Any]
+    ) -> tuple[Session, int] | None:
+        now = utcnow()
+        session = self._live(session_id, now)
+        if session is None:
+            return None
+        value = bump(session.data.get(key))
+        session.data = {**session.data, **patch, key: value}
+        session.version += 1
+        return self._touched(session, now), value
+
+    async def touch(self, session_id: str) -> bool:
+        return await self.get(session_id) is not None
+
+    async def destroy(self, session_id: str) -> bool:
+        if self._live(session_id, utcnow()) is None:
+            return False
+        return self._drop(session_id)
+
+    async def count(self) -> int:
+        now = utcnow()
+        return sum(1 for session_id in list(self.sessions) if self._live(session_id, now))
+
+    async def sweep(self) -> int:
+        now = utcnow()
+        before = len(self.sessions)
+        for session_id in list(self.sessions):
+            self._live(session_id, now)
+        return before - len(self.sessions)
+
+    async def close(self) -> None:
+        self.sessions.clear()
+        self.carts.clear()
