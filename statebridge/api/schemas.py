@@ -328,6 +328,12 @@ class SessionEnded(Model):
     note: str
 
 
+class SessionRegenerated(Model):
+    session: SessionRef
+    previousId: str
+    note: str
+
+
 class CartView(Model):
     cart: Cart
     note: str

@@ -248,6 +248,8 @@ def test_real_answers_match_their_documented_schemas(
         for _ in range(4):  # three steps, then the completion
             call("POST", "/api/stateful/workflow/next", **live)
         call("GET", "/api/stateful/session", **live)
+        renewed = call("POST", "/api/stateful/session/regenerate", **live)
+        live = {"headers": {"Session-ID": renewed.headers["Session-ID"]}}
         call("DELETE", "/api/stateful/session", **live)
         refused = http.get("/api/stateful/session", **live)
     assert {(method, path) for method, path, _ in calls} >= {

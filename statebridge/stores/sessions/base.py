@@ -90,6 +90,11 @@ class SessionStore(Protocol):
         """End the session; its cart goes with it."""
         ...
 
+    async def regenerate(self, session_id: str) -> Session | None:
+        """The live session under a new id (same user, data, cart, creation and absolute
+        end; touched), the old id gone at once, atomically; None when it is not live."""
+        ...
+
     async def count(self) -> int:
         """Live sessions across every instance."""
         ...

@@ -96,6 +96,20 @@ class MemorySessionStore:
             return False
         return self._drop(session_id)
 
+    async def regenerate(self, session_id: str) -> Session | None:
+        now = utcnow()
+        session = self._live(session_id, now)
+        if session is None:
+            return None
+        del self.sessions[session_id]
+        session.id = new_session_id()
+        session.version += 1
+        self.sessions[session.id] = session
+        cart = self.carts.pop(session_id, None)
+        if cart is not None:
+            self.carts[session.id] = cart
+        return self._touched(session, now)
+
     async def count(self) -> int:
         now = utcnow()
         return sum(1 for session_id in list(self.sessions) if self._live(session_id, now))

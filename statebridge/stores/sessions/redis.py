@@ -400,6 +400,20 @@ class RedisSessionStore:
 
     async def destroy(self, session_id: str) -> bool:
         deleted = await self.sql.destroy(session_id)
+        await self._bury(session_id)
+        return deleted
+
+    async def regenerate(self, session_id: str) -> Session | None:
+        """PostgreSQL moves the session to its new id; Redis buries the old key (every
+        instance reads the tombstone at once) and caches the new one."""
+        session = await self.sql.regenerate(session_id)
+        await self._bury(session_id)
+        if session is not None:
+            await self._cache(session)
+        return session
+
+    async def _bury(self, session_id: str) -> None:
+        """Replace the session's key by a tombstone and take it out of the live index."""
         try:
             key = session_key(session_id)
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -410,7 +424,6 @@ class RedisSessionStore:
                 await pipe.execute()
         except RedisError as exc:
             self._failed(exc, session_id)
-        return deleted
 
     async def count(self) -> int:
         if self.available:

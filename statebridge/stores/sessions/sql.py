@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from statebridge.db.tables import sessions
+from statebridge.db.tables import sessions, shopping_carts
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Lifetime, Session
+from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 COLUMNS = (
@@ -50,6 +51,48 @@ REFRESH = (
     .where(sessions.c.id == sa.bindparam("sid"), sessions.c.expires_at < sa.bindparam("expires"))
     .values(last_accessed=sa.bindparam("last"), expires_at=sa.bindparam("expires"))
 )
+
+
+def regenerate_rows(
+    conn: Connection, session_id: str, lifetime: Lifetime, live_after: datetime
+) -> Session | None:
+    """In one transaction: the live row copied under a new id (touched, its version bumped),
+    the cart's lines moved to it, the old row deleted. The old row is locked first (FOR
+    UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction locks the file), so a write to the
+    old id lands either before the copy or on no row at all."""
+    now = utcnow()
+    old = sa.and_(
+        sessions.c.id == session_id,
+        sessions.c.expires_at > live_after,
+        sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
+    )
+    row = conn.execute(sa.select(*COLUMNS).where(old).with_for_update()).first()
+    if row is None:
+        return None
+    session = session_from_row(row)
+    session.id = new_session_id()
+    session.last_accessed = now
+    session.expires_at = lifetime.next_expiry(now, session.max_expires_at)
+    session.version += 1
+    conn.execute(
+        sa.insert(sessions).values(
+            id=session.id,
+            user_id=session.user_id,
+            data=session.data,
+            created_at=session.created_at,
+            last_accessed=now,
+            expires_at=session.expires_at,
+            max_expires_at=session.max_expires_at,
+            version=session.version,
+        )
+    )
+    conn.execute(
+        sa.update(shopping_carts)
+        .where(shopping_carts.c.session_id == session_id)
+        .values(session_id=session.id)
+    )
+    conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
+    return session
 
 
 class SqlSessionStore:
@@ -97,6 +140,12 @@ class SqlSessionStore:
 
     async def destroy(self, session_id: str) -> bool:
         raise NotImplementedError
+
+    async def regenerate(self, session_id: str) -> Session | None:
+        """`regenerate_rows` in one transaction on the engine."""
+        live_after = utcnow() - self.grace
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(regenerate_rows, session_id, self.lifetime, live_after)
 
     async def _may_sweep(self, conn: AsyncConnection) -> bool:
         """Whether this instance sweeps now."""

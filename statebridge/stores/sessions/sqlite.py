@@ -18,7 +18,13 @@ from sqlalchemy import Connection
 from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import sessions
 from statebridge.stores.sessions.base import Session, new_session_id
-from statebridge.stores.sessions.sql import COLUMNS, REFRESH, SqlSessionStore, session_from_row
+from statebridge.stores.sessions.sql import (
+    COLUMNS,
+    REFRESH,
+    SqlSessionStore,
+    regenerate_rows,
+    session_from_row,
+)
 from statebridge.timeutil import utcnow
 
 # built once: a statement made per call costs more to build and key than to run
@@ -159,3 +165,9 @@ class SqliteSessionStore(SqlSessionStore):
             return conn.execute(statement).first() is not None
 
         return await self.local.write(work)
+
+    async def regenerate(self, session_id: str) -> Session | None:
+        live_after = utcnow() - self.grace
+        return await self.local.write(
+            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after)
+        )
