@@ -24,7 +24,7 @@ from statebridge.asgi.body import require_fields
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.observability import process
 from statebridge.stores.carts.base import CartItem, SessionGone, cart_total
-from statebridge.stores.sessions.base import Session
+from statebridge.stores.sessions.base import Client, Session
 from statebridge.timeutil import age_text, js_iso, js_now, utcnow
 
 router = APIRouter()
@@ -103,7 +103,7 @@ async def info(services: ServicesDep, session: MaybeSession) -> Response:
     openapi_extra=schemas.body(schemas.CreateSession),
     responses=schemas.answers(schemas.SessionCreated, 400, 404, 413),
 )
-async def create_session(body: Body, services: ServicesDep) -> Response:
+async def create_session(request: Request, body: Body, services: ServicesDep) -> Response:
     require_fields(body, "userId")
     user_id = body["userId"]
     data = body.get("data")
@@ -115,7 +115,10 @@ async def create_session(body: Body, services: ServicesDep) -> Response:
     user = await services.catalog.get_user(user_id) if isinstance(user_id, str) else None
     if user is None:
         raise ApiError(404, "User not found")
-    session = await services.sessions.create(user_id, data)
+    client = Client.of(
+        request.client.host if request.client else None, request.headers.get("user-agent")
+    )
+    session = await services.sessions.create(user_id, data, client)
     services.counts.changed()
     payload = {
         "session": {

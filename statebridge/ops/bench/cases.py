@@ -178,6 +178,8 @@ NOT_BENCHED: dict[str, str] = {
     "/demo/{name}": "demo page's files, statebridge only",
     # session management of the stateful API that Phase 1 does not have
     "/session/regenerate": "session id regeneration, statebridge only",
+    "/session/siblings": "the user's other sessions, statebridge only",
+    "/session/siblings/{hint}": "the user's other sessions, statebridge only",
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 
@@ -32,6 +32,7 @@ class MemorySessionStore:
         self.sessions: dict[str, Session] = {}
         # session id -> its cart, kept by the memory cart store; dropped with the session
         self.carts: dict[str, Any] = {}
+        self.by_user: dict[str, set[str]] = {}  # user id -> the ids of their sessions
 
     def _live(self, session_id: str, now: datetime) -> Session | None:
         session = self.sessions.get(session_id)
@@ -48,18 +49,36 @@ class MemorySessionStore:
 
     def _drop(self, session_id: str) -> bool:
         self.carts.pop(session_id, None)
-        return self.sessions.pop(session_id, None) is not None
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        self._unindex(session)
+        return True
+
+    def _index(self, session: Session) -> None:
+        self.by_user.setdefault(session.user_id, set()).add(session.id)
+
+    def _unindex(self, session: Session) -> None:
+        ids = self.by_user.get(session.user_id)
+        if ids is not None:
+            ids.discard(session.id)
+            if not ids:
+                del self.by_user[session.user_id]
 
     def _touched(self, session: Session, now: datetime) -> Session:
         session.last_accessed = now
         session.expires_at = self.lifetime.next_expiry(now, session.max_expires_at)
         return replace(session, data=dict(session.data))
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
         now = utcnow()
         expires, hard = self.lifetime.first_expiry(now)
         session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        session.client = client
         self.sessions[session.id] = session
+        self._index(session)
         return replace(session, data=dict(session.data))
 
     async def get(self, session_id: str) -> Session | None:
@@ -102,13 +121,35 @@ class MemorySessionStore:
         if session is None:
             return None
         del self.sessions[session_id]
+        self._unindex(session)
         session.id = new_session_id()
         session.version += 1
         self.sessions[session.id] = session
+        self._index(session)
         cart = self.carts.pop(session_id, None)
         if cart is not None:
             self.carts[session.id] = cart
         return self._touched(session, now)
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        now = utcnow()
+        found = [self._live(session_id, now) for session_id in list(self.by_user.get(user_id, ()))]
+        live = [replace(session, data=dict(session.data)) for session in found if session]
+        return sorted(live, key=lambda session: (session.created_at, session.id))
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        return [session_id for session_id in session_ids if await self.destroy(session_id)]
+
+    async def revoke_all(self) -> int:
+        live = await self.count()
+        self.sessions.clear()
+        self.carts.clear()
+        self.by_user.clear()
+        return live
+
+    async def users(self) -> int:
+        await self.sweep()
+        return len(self.by_user)
 
     async def count(self) -> int:
         now = utcnow()

@@ -51,7 +51,7 @@ from redis.exceptions import RedisError
 
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
-from statebridge.stores.sessions.base import Lifetime, Session
+from statebridge.stores.sessions.base import Client, Lifetime, Session
 from statebridge.stores.sessions.sql import SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -227,8 +227,10 @@ class RedisSessionStore:
 
     # -- the SessionStore verbs ---------------------------------------------------------
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
-        session = await self.sql.create(user_id, data)
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
+        session = await self.sql.create(user_id, data, client)
         await self._cache(session)
         return session
 
@@ -413,17 +415,64 @@ class RedisSessionStore:
         return session
 
     async def _bury(self, session_id: str) -> None:
-        """Replace the session's key by a tombstone and take it out of the live index."""
+        await self._bury_many([session_id])
+
+    async def _bury_many(self, session_ids: list[str], chunk: int = 500) -> None:
+        """Replace each session's key by a tombstone and take it out of the live index."""
+        for start in range(0, len(session_ids), chunk):
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for session_id in session_ids[start : start + chunk]:
+                        key = session_key(session_id)
+                        pipe.delete(key)
+                        pipe.hset(key, "gone", "1")  # a tombstone: late snapshots are refused
+                        pipe.pexpire(key, self.lifetime.idle)
+                        pipe.zrem(LIVE, session_id)
+                    await pipe.execute()
+            except RedisError as exc:
+                for session_id in session_ids[start : start + chunk]:
+                    self._failed(exc, session_id)
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """PostgreSQL finds the user's sessions by its index; Redis, where it has them, gives
+        their current lastAccessed and expiresAt (one pipelined HMGET), and drops the ones it
+        knows ended."""
+        found = await self.sql.of_user(user_id)
+        if not found or not self.available:
+            return found
         try:
-            key = session_key(session_id)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, "gone", "1")  # a tombstone: late snapshots are refused
-                pipe.pexpire(key, self.lifetime.idle)
-                pipe.zrem(LIVE, session_id)
-                await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session in found:
+                    pipe.hmget(session_key(session.id), "lastMs", "expiresMs", "maxMs", "gone")
+                cached = await pipe.execute()
         except RedisError as exc:
-            self._failed(exc, session_id)
+            self._failed(exc)
+            return found
+        now = to_ms(utcnow())
+        live = []
+        for session, (last, expires, hard, gone) in zip(found, cached, strict=True):
+            if gone:
+                continue
+            if expires is not None:
+                if int(expires) <= now or (hard and int(hard) <= now):
+                    continue
+                session.last_accessed = from_ms(last)
+                session.expires_at = from_ms(expires)
+            live.append(session)
+        return live
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        ended = await self.sql.revoke(session_ids)
+        await self._bury_many(sorted(set(session_ids)))
+        return ended
+
+    async def revoke_all(self) -> int:
+        ids, live = await self.sql.delete_all()
+        await self._bury_many(ids)
+        return live
+
+    async def users(self) -> int:
+        return await self.sql.users()
 
     async def count(self) -> int:
         if self.available:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.db.tables import sessions, shopping_carts
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 COLUMNS = (
@@ -26,6 +26,8 @@ COLUMNS = (
     sessions.c.expires_at,
     sessions.c.max_expires_at,
     sessions.c.version,
+    sessions.c.client_address,
+    sessions.c.user_agent,
 )
 
 
@@ -42,6 +44,7 @@ def session_from_row(row: Any) -> Session:
         expires_at=row.expires_at,
         max_expires_at=row.max_expires_at,
         version=row.version,
+        client=Client(row.client_address, row.user_agent),
     )
 
 
@@ -84,6 +87,8 @@ def regenerate_rows(
             expires_at=session.expires_at,
             max_expires_at=session.max_expires_at,
             version=session.version,
+            client_address=session.client.address,
+            user_agent=session.client.user_agent,
         )
     )
     conn.execute(
@@ -119,7 +124,9 @@ class SqlSessionStore:
     def _live(self, session_id: str, now: datetime, strict: bool = False) -> sa.ColumnElement[bool]:
         return sa.and_(sessions.c.id == session_id, self._alive(now, strict))
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
         raise NotImplementedError
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
@@ -156,6 +163,45 @@ class SqlSessionStore:
         async with self.engine.connect() as conn:
             result = await conn.execute(query.where(sessions.c.expires_at > utcnow()))
             return int(result.scalar_one())
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """By the index on user_id; live by the row (with the grace of a lagging copy)."""
+        query = (
+            sa.select(*COLUMNS)
+            .where(sessions.c.user_id == user_id, self._alive(utcnow()))
+            .order_by(sessions.c.created_at, sessions.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [session_from_row(row) for row in await conn.execute(query)]
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        if not session_ids:
+            return []
+        now = utcnow()
+        statement = (
+            sa.delete(sessions)
+            .where(sessions.c.id.in_(sorted(set(session_ids))), self._alive(now))
+            .returning(sessions.c.id)
+        )
+        async with self.engine.begin() as conn:
+            return [row.id for row in await conn.execute(statement)]
+
+    async def revoke_all(self) -> int:
+        return (await self.delete_all())[1]
+
+    async def delete_all(self) -> tuple[list[str], int]:
+        """Every row goes (carts cascade): their ids, and how many were live."""
+        live = sa.case((self._alive(utcnow(), strict=True), 1), else_=0)
+        async with self.engine.begin() as conn:
+            rows = list(await conn.execute(sa.delete(sessions).returning(sessions.c.id, live)))
+        return [row[0] for row in rows], sum(row[1] for row in rows)
+
+    async def users(self) -> int:
+        query = sa.select(sa.func.count(sa.distinct(sessions.c.user_id))).where(
+            self._alive(utcnow(), strict=True)
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def live_batches(self, size: int) -> AsyncIterator[list[Session]]:
         """Every live session, streamed in batches (for warming a cache)."""
