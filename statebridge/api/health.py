@@ -96,6 +96,21 @@ async def gauges(services: Services) -> list[tuple[str, str, str, float]]:
         values.append(("statebridge_active_sessions", "Live sessions (all instances)", "", active))
     except Exception:  # a scrape must not fail because a store is down
         pass
+    try:
+        live = await asyncio.wait_for(services.live_gauge(), services.settings.ready_timeout)
+        if live is not None:
+            backend = labels(backend=services.settings.effective_session_backend)
+            values.append(
+                (
+                    "statebridge_sessions_live",
+                    "Live sessions by backend, counted without a scan per scrape (sql: at the "
+                    "last sweep)",
+                    backend,
+                    live,
+                )
+            )
+    except Exception:  # a scrape must not fail because a store is down
+        pass
     values.append(
         (
             "statebridge_info",

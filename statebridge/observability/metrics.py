@@ -93,6 +93,7 @@ class Metrics:
         self.store_errors: dict[str, int] = {}
         self.cache: dict[tuple[str, str], int] = {}
         self.connections: dict[str, int] = {}
+        self.session_events: dict[str, int] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in HTTP_METHODS:
@@ -115,6 +116,10 @@ class Metrics:
     def connection_opened(self, pool: str) -> None:
         """A database connection opened (flat under steady load; a climb means churn)."""
         self.connections[pool] = self.connections.get(pool, 0) + 1
+
+    def session_event(self, event: str, count: int = 1) -> None:
+        """Sessions created, expired, revoked or regenerated (observability/sessions.py)."""
+        self.session_events[event] = self.session_events.get(event, 0) + count
 
     def render(
         self, gauges: Iterable[tuple[str, str, str, float]] = (), *, runtime: bool = True
@@ -182,6 +187,16 @@ class Metrics:
             "from every worker)",
         )
         out.append(f"statebridge_worker_restarts_total {self.worker_restarts.value}")
+        family(
+            out,
+            "statebridge_sessions_total",
+            "counter",
+            "Session lifecycle events of this process: created, expired (swept here), "
+            "revoked, regenerated",
+        )
+        for event in ("created", "expired", "revoked", "regenerated"):
+            count = self.session_events.get(event, 0)
+            out.append(f"statebridge_sessions_total{labels(event=event)} {count}")
         last = ""
         for name, help_text, label_text, reading in gauges:
             if name != last:

@@ -23,8 +23,9 @@ from statebridge.api.stateful.workflow import advance, start
 from statebridge.asgi.body import require_fields
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.observability import process
+from statebridge.observability.sessions import session_event
 from statebridge.stores.carts.base import CartItem, SessionGone, cart_total
-from statebridge.stores.sessions.base import Client, Session
+from statebridge.stores.sessions.base import Client, Session, id_hint
 from statebridge.timeutil import age_text, js_iso, js_now, utcnow
 
 router = APIRouter()
@@ -120,6 +121,7 @@ async def create_session(request: Request, body: Body, services: ServicesDep) ->
     )
     session = await services.sessions.create(user_id, data, client)
     services.counts.changed()
+    session_event("created", hint=id_hint(session.id), userId=user_id)
     payload = {
         "session": {
             "id": session.id,
@@ -178,6 +180,8 @@ async def update_session(body: Body, session: LiveSession, services: ServicesDep
 async def delete_session(session: LiveSession, services: ServicesDep) -> Response:
     deleted = await services.sessions.destroy(session.id)
     services.counts.changed()
+    if deleted:
+        session_event("revoked", hint=id_hint(session.id), userId=session.user_id, by="logout")
     data = {
         "sessionId": session.id,
         "deleted": deleted,

@@ -12,6 +12,7 @@ from statebridge.api import schemas
 from statebridge.api.deps import ServicesDep
 from statebridge.api.stateful.deps import LiveSession, set_session_cookie
 from statebridge.envelope import ApiError, success
+from statebridge.observability.sessions import session_event
 from statebridge.stores.sessions.base import Session, id_hint
 from statebridge.timeutil import js_iso
 
@@ -25,6 +26,12 @@ async def regenerate_session(session: LiveSession, services: ServicesDep) -> Res
     renewed = await services.sessions.regenerate(session.id)
     if renewed is None:
         raise ApiError(401, "Session not found or expired")
+    session_event(
+        "regenerated",
+        hint=id_hint(renewed.id),
+        previous=id_hint(session.id),
+        userId=session.user_id,
+    )
     data = {
         "session": {
             "id": renewed.id,
@@ -71,9 +78,11 @@ async def revoke(services: Any, session: Session, ids: list[str]) -> Response:
     ended = await services.sessions.revoke(ids)
     if ended:
         services.counts.changed()
+    hints = [id_hint(session_id) for session_id in ended]
+    session_event("revoked", len(ended), hints=hints, userId=session.user_id, by="siblings")
     data = {
         "userId": session.user_id,
-        "revoked": [id_hint(session_id) for session_id in ended],
+        "revoked": hints,
         "note": "Those sessions are ended on every instance; this one goes on.",
     }
     return success(data, "Other sessions ended")

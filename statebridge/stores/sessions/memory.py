@@ -33,6 +33,7 @@ class MemorySessionStore:
         # session id -> its cart, kept by the memory cart store; dropped with the session
         self.carts: dict[str, Any] = {}
         self.by_user: dict[str, set[str]] = {}  # user id -> the ids of their sessions
+        self._expired = 0  # sessions found expired since the last sweep
 
     def _live(self, session_id: str, now: datetime) -> Session | None:
         session = self.sessions.get(session_id)
@@ -41,6 +42,7 @@ class MemorySessionStore:
         hard = session.max_expires_at
         if session.expires_at <= now or (hard is not None and hard <= now):
             self._drop(session_id)
+            self._expired += 1
             return None
         return session
 
@@ -156,11 +158,13 @@ class MemorySessionStore:
         return sum(1 for session_id in list(self.sessions) if self._live(session_id, now))
 
     async def sweep(self) -> int:
+        """Drop the expired sessions; how many expired since the last sweep (found here or
+        by a read meanwhile)."""
         now = utcnow()
-        before = len(self.sessions)
         for session_id in list(self.sessions):
             self._live(session_id, now)
-        return before - len(self.sessions)
+        expired, self._expired = self._expired, 0
+        return expired
 
     async def close(self) -> None:
         self.sessions.clear()
