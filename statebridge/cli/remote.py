@@ -44,7 +44,9 @@ def stateless_alias(stateless_url: str | None) -> None:
 
 
 def demo(
-    which: Annotated[DemoName, typer.Argument(help="Which Phase 1 demo script to replay")],
+    which: Annotated[
+        DemoName, typer.Argument(help="Which Phase 1 demo script to replay, or scale-out")
+    ],
     url: UrlOption = None,
     stateful_url: StatefulUrlOption = None,
     stateless_url: StatelessUrlOption = None,
@@ -54,7 +56,7 @@ def demo(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Replay Phase 1's stateless, stateful or comparison demo against any server.
+    """Replay Phase 1's stateless, stateful or comparison demo, or show scale-out.
 
     `scale-out` starts two local instances itself (no --url): a session kept in one
     process's memory is lost when the next request lands on the other instance; kept in the
