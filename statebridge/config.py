@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "STATEBRIDGE_REDIS_URL"))
     data_dir: Path = Path("data")
-    session_backend: Literal["auto", "sql", "redis"] = "auto"
+    session_backend: Literal["auto", "sql", "redis", "memory"] = "auto"
 
     session_ttl: int = Field(900, ge=1, description="idle seconds before a session expires")
     session_max_lifetime: int = Field(86400, ge=1, description="absolute session lifetime, s")
@@ -261,6 +261,11 @@ class Settings(BaseSettings):
         a wildcard CORS origin beside cookie sessions, or DEBUG on."""
         if self.env != "production":
             return None
+        if self.session_backend == "memory":
+            return (
+                "production refuses STATEBRIDGE_SESSION_BACKEND=memory: a session would live "
+                "in one process only, lost on another instance or a restart"
+            )
         if self.embedded:
             return "production needs DATABASE_URL (PostgreSQL with a password)"
         if not make_url(self.effective_database_url).password:

@@ -26,6 +26,7 @@ from statebridge.api.docs import docs_router
 from statebridge.api.health import router as health_router
 from statebridge.api.schemas import openapi_document
 from statebridge.api.stateful.routes import router as stateful_router
+from statebridge.api.stateful.sessions import router as sessions_router
 from statebridge.api.stateless.routes import router as stateless_router
 from statebridge.api.web.routes import router as demo_page_router
 from statebridge.asgi.cors import Cors
@@ -118,9 +119,11 @@ def build_app(services: Services, face: Face) -> FastAPI:
         app.include_router(stateless_router, tags=["stateless"])
     if face == "stateful":
         app.include_router(stateful_router, tags=["stateful"])
+        app.include_router(sessions_router, tags=["sessions"])
     if face == "combined":
         app.include_router(stateless_router, prefix="/api/stateless", tags=["stateless"])
         app.include_router(stateful_router, prefix="/api/stateful", tags=["stateful"])
+        app.include_router(sessions_router, prefix="/api/stateful", tags=["sessions"])
         app.include_router(demo_page_router)
         app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {

@@ -7,6 +7,8 @@
   backup was recorded; absent when the database does not answer).
 - `statebridge_db_pool_connections_in_use` / `_max{pool}`: this process's pools, counted in
   memory.
+- `statebridge_sessions_live{backend}`: live sessions without a scan per scrape (Redis: its
+  live indexes; memory: its own dict; SQL: the count the sweeper took at its last round).
 - `statebridge_active_sessions`, `statebridge_info`, `statebridge_gc_frozen_objects`.
 """
 
@@ -52,14 +54,25 @@ async def within(call: Awaitable[T], timeout: float) -> T | None:
 async def gauges(services: Services) -> list[Gauge]:
     timeout = services.settings.ready_timeout
     redis = services.redis is not None
-    active, backup_time, pong = await asyncio.gather(
+    active, live, backup_time, pong = await asyncio.gather(
         within(services.sessions.count(), timeout),
+        within(services.live_gauge(), timeout),
         within(read_backup_time(services), timeout),
         within(ping_redis(services), timeout) if redis else asyncio.sleep(0, None),
     )
     values: list[Gauge] = []
     if active is not None:
         values.append(("statebridge_active_sessions", "Live sessions (all instances)", "", active))
+    if live is not None:
+        values.append(
+            (
+                "statebridge_sessions_live",
+                "Live sessions by backend, counted without a scan per scrape (sql: at the last "
+                "sweep)",
+                labels(backend=services.settings.effective_session_backend),
+                live,
+            )
+        )
     values.append(
         (
             "statebridge_dependency_up",

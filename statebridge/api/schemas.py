@@ -328,6 +328,34 @@ class SessionEnded(Model):
     note: str
 
 
+class SessionRegenerated(Model):
+    session: SessionRef
+    previousId: str
+    note: str
+
+
+class Sibling(Model):
+    hint: str = Field(description="A short name of the session; reveals nothing of its id")
+    current: bool = Field(description="Whether it is the session of this request")
+    createdAt: JsTime
+    lastAccessed: JsTime
+    expiresAt: JsTime
+    clientAddress: str | None
+    userAgent: str | None
+
+
+class Siblings(Model):
+    userId: str
+    sessions: list[Sibling]
+    note: str
+
+
+class SiblingsRevoked(Model):
+    userId: str
+    revoked: list[str] = Field(description="The hints of the sessions ended")
+    note: str
+
+
 class CartView(Model):
     cart: Cart
     note: str

@@ -14,7 +14,7 @@ from statebridge.cli.support import print_json
 from statebridge.client import ClientError, Exchange, ResponseError, TransportError
 from statebridge.ops.contract import check as checking
 from statebridge.ops.contract.locate import LocateError, locate
-from statebridge.ops.demo import compare, stateful, stateless
+from statebridge.ops.demo import compare, scale_out, stateful, stateless
 from statebridge.ops.demo.console import Printer
 
 
@@ -99,6 +99,48 @@ def run_demo(
             }
         )
     return code
+
+
+def run_scale_out(
+    brief: bool = False,
+    migrate: bool = False,
+    as_json: bool = False,
+    console: Console | None = None,
+) -> int:
+    """Two local instances, memory sessions then the shared backend; 0 when the memory
+    session is lost on the other instance and the shared one is found there."""
+    console = console or Console(stderr=as_json)
+    out = Recorder(console, brief=brief)
+    error = None
+    outcome = scale_out.Outcome()
+    try:
+        outcome = asyncio.run(scale_out.run(out, migrate))
+    except (RuntimeError, ClientError) as exc:
+        console.print(f"\n[red]❌ Demo failed: {exc}[/red]", highlight=False)
+        error = str(exc)
+    passed = error is None and outcome.passed
+    if error is None and not passed:
+        error = (
+            f"expected 401 from instance B with memory sessions and 200 with the shared "
+            f"backend; got {outcome.memory_status} and {outcome.shared_status}"
+        )
+        console.print(f"[red]❌ {error}[/red]", highlight=False)
+    if as_json:
+        print_json(
+            {
+                "demo": "scale-out",
+                "passed": passed,
+                "error": error,
+                "memory": {"statusOnOtherInstance": outcome.memory_status},
+                "shared": {
+                    "backend": outcome.shared_backend,
+                    "statusOnOtherInstance": outcome.shared_status,
+                },
+                "instances": sorted(out.instances),
+                "exchanges": out.exchanges,
+            }
+        )
+    return 0 if passed else 1
 
 
 def run_check(

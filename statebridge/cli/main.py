@@ -16,6 +16,7 @@ from statebridge.cli import remote  # light: commands import lazily
 from statebridge.cli.bench import bench as bench_command  # light: it imports lazily
 from statebridge.cli.deploy import deploy_app
 from statebridge.cli.faults import faults as faults_command  # light: it imports lazily
+from statebridge.cli.sessions import sessions_app  # light: it imports lazily
 from statebridge.cli.support import JSON_HELP, fail, load_settings, print_json
 from statebridge.errors import StartupError
 
@@ -33,6 +34,7 @@ db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_commands.migrate_app, name="migrate")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(sessions_app, name="sessions")
 app.command("bench")(bench_command)
 app.command("faults")(faults_command)
 PROG = "statebridge"

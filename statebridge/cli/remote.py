@@ -35,6 +35,7 @@ class DemoName(StrEnum):
     stateless = "stateless"
     stateful = "stateful"
     compare = "compare"
+    scale_out = "scale-out"
 
 
 def stateless_alias(stateless_url: str | None) -> None:
@@ -43,19 +44,34 @@ def stateless_alias(stateless_url: str | None) -> None:
 
 
 def demo(
-    which: Annotated[DemoName, typer.Argument(help="Which Phase 1 demo script to replay")],
+    which: Annotated[
+        DemoName, typer.Argument(help="Which Phase 1 demo script to replay, or scale-out")
+    ],
     url: UrlOption = None,
     stateful_url: StatefulUrlOption = None,
     stateless_url: StatelessUrlOption = None,
     brief: Annotated[bool, typer.Option("--brief", help="Status lines only, no bodies")] = False,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="scale-out: the first instance migrates the database")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Replay Phase 1's stateless, stateful or comparison demo against any server.
+    """Replay Phase 1's stateless, stateful or comparison demo, or show scale-out.
+
+    `scale-out` starts two local instances itself (no --url): a session kept in one
+    process's memory is lost when the next request lands on the other instance; kept in the
+    shared backend (this environment's DATABASE_URL/REDIS_URL, else one embedded SQLite
+    file) it is found there. Exit 0 when both happen as described.
 
     With --json the narration goes to standard error and standard output gets the demo's
     verdict and every request and answer."""
-    from statebridge.cli.demo import run_demo
+    from statebridge.cli.demo import run_demo, run_scale_out
 
+    if which is DemoName.scale_out:
+        if url or stateful_url or stateless_url:
+            fail("scale-out starts its own instances: give it no URL")
+        load_settings()  # a bad setting is refused here, once, not by both instances
+        raise typer.Exit(run_scale_out(brief, migrate, as_json))
     stateless_alias(stateless_url)
     code = run_demo(
         which.value, url or DEFAULT_URL, stateless_url, stateful_url, brief, as_json=as_json

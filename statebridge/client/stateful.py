@@ -85,6 +85,16 @@ class StatefulClient(BaseClient):
         self.session_id = None
         return envelope
 
+    async def regenerate_session(self) -> Envelope:
+        """A new session id for the same session (statebridge only; call it at login): the
+        client keeps the new id, the old one no longer works."""
+        envelope = await self._bound("POST", "/session/regenerate", {})
+        exchange = self.last_exchange
+        from_header = exchange.headers.get(SESSION_HEADER) if exchange else None
+        session = envelope.get("data", {}).get("session") or {}
+        self.session_id = from_header or session.get("id") or self.session_id
+        return envelope
+
     async def get_cart(self) -> Envelope:
         return await self._bound("GET", "/cart")
 
@@ -120,6 +130,7 @@ class StatefulClient(BaseClient):
     getSession = get_session
     updateSession = update_session
     deleteSession = delete_session
+    regenerateSession = regenerate_session
     getCart = get_cart
     addToCart = add_to_cart
     removeFromCart = remove_from_cart

@@ -48,6 +48,9 @@ sessions = sa.Table(
     sa.Column("max_expires_at", sa.DateTime(), nullable=True),
     # revision 0002: bumped by every write, so caches can tell old snapshots from new ones
     sa.Column("version", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    # revision 0004: where the session was made (GET /session/siblings shows them)
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(255), nullable=True),
 )
 
 shopping_carts = sa.Table(

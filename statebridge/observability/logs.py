@@ -56,6 +56,9 @@ class JsonFormatter(logging.Formatter):
             entry["source"] = f"{warning['file']}:{warning['line']}"
         elif record.name == WARNINGS:  # the stock captureWarnings text, and its source line
             entry["message"] = entry["message"].strip()
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):  # an event's own fields (observability/sessions.py)
+            entry.update({key: value for key, value in fields.items() if key not in entry})
         request_id = CURRENT_REQUEST_ID.get()
         if request_id is not None:
             entry["requestId"] = request_id

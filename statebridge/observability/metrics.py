@@ -97,6 +97,7 @@ class Metrics:
         self.connections: dict[str, int] = {}
         self.session_fallbacks: dict[str, int] = {}
         self.read_fallbacks = 0
+        self.session_events: dict[str, int] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in HTTP_METHODS:
@@ -128,6 +129,10 @@ class Metrics:
     def read_fallback(self) -> None:
         """A read meant for the replica (DATABASE_READ_URL) answered by the primary."""
         self.read_fallbacks += 1
+
+    def session_event(self, event: str, count: int = 1) -> None:
+        """Sessions created, expired, revoked or regenerated (observability/sessions.py)."""
+        self.session_events[event] = self.session_events.get(event, 0) + count
 
     def render(
         self, gauges: Iterable[tuple[str, str, str, float]] = (), *, runtime: bool = True
@@ -215,6 +220,16 @@ class Metrics:
             "because the replica was down",
         )
         out.append(f"statebridge_db_read_fallbacks_total {self.read_fallbacks}")
+        family(
+            out,
+            "statebridge_sessions_total",
+            "counter",
+            "Session lifecycle events of this process: created, expired (swept here), "
+            "revoked, regenerated",
+        )
+        for event in ("created", "expired", "revoked", "regenerated"):
+            count = self.session_events.get(event, 0)
+            out.append(f"statebridge_sessions_total{labels(event=event)} {count}")
         last = ""
         for name, help_text, label_text, reading in gauges:
             if name != last:

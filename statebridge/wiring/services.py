@@ -24,7 +24,9 @@ from statebridge.db.identity import database_id
 from statebridge.db.local import close_local
 from statebridge.db.redisclient import connect_redis as connect_redis
 from statebridge.errors import StartupError as StartupError
+from statebridge.observability.sessions import session_event
 from statebridge.stores.carts.base import CartStore
+from statebridge.stores.carts.memory import MemoryCartStore
 from statebridge.stores.carts.postgres import PostgresCartStore
 from statebridge.stores.carts.sqlite import SqliteCartStore
 from statebridge.stores.counters.base import Counters
@@ -34,6 +36,7 @@ from statebridge.stores.counters.sqlite import SqliteCounters
 from statebridge.stores.counts import LiveCounts
 from statebridge.stores.pgpool import PgPool
 from statebridge.stores.sessions.base import Lifetime, SessionStore
+from statebridge.stores.sessions.memory import MemorySessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
 from statebridge.stores.sessions.sql import sql_store
 from statebridge.wording import counted
@@ -53,6 +56,9 @@ class Services:
     redis: Redis | None = None
     pool: PgPool | None = None  # the PostgreSQL stores' shared asyncpg pool
     read_engine: AsyncEngine | None = None  # the catalog's replica (DATABASE_READ_URL)
+    # live sessions as the sweeper last counted them (the SQL backend's gauge: one count per
+    # sweep, none per scrape); None before the first count
+    live_sessions: int | None = None
     counts: LiveCounts = field(init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -62,6 +68,13 @@ class Services:
     def start_background(self) -> None:
         """Periodic work of a running server: the expired-session sweeper."""
         self.background.append(asyncio.create_task(sweep_forever(self)))
+
+    async def live_gauge(self) -> int | None:
+        """Live sessions for /metrics, without a scan per scrape: Redis's live index
+        (ZCOUNT), the memory backend's own dict, the SQL backend's last sweep count."""
+        if self.settings.effective_session_backend == "sql":
+            return self.live_sessions
+        return await self.sessions.count()
 
     async def close(self) -> None:
         for task in self.background:
@@ -81,14 +94,20 @@ class Services:
 
 async def sweep_forever(services: Services) -> None:
     interval = services.settings.sweep_interval
+    first = True
     while True:
-        await asyncio.sleep(interval)
+        if not first:
+            await asyncio.sleep(interval)
         try:
-            removed = await services.sessions.sweep()
+            removed = 0 if first else await services.sessions.sweep()
             if removed:
                 log.info("swept %s", counted(removed, "expired session"))
+                session_event("expired", removed)
+            if services.settings.effective_session_backend == "sql":
+                services.live_sessions = await services.sessions.count()
         except Exception as exc:  # the sweeper must outlive a database hiccup
             log.warning("session sweep failed: %s", one_line(exc))
+        first = False
 
 
 def default_instance_id() -> str:
@@ -136,8 +155,13 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def cart_store(engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None) -> CartStore:
-    """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy."""
+def cart_store(
+    engine: AsyncEngine, catalog: CachedCatalog, pool: PgPool | None, sessions: SessionStore
+) -> CartStore:
+    """PostgreSQL's carts run plain asyncpg statements; SQLite's (embedded) SQLAlchemy; the
+    memory backend's carts stay in the process beside its sessions."""
+    if isinstance(sessions, MemorySessionStore):
+        return MemoryCartStore(engine, catalog, sessions.carts, sessions.is_live)
     if pool is not None:
         return PostgresCartStore(engine, catalog, pool)
     return SqliteCartStore(engine, catalog)
@@ -173,6 +197,8 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             await store.warm()
             sessions = store
             counters = RedisCounters(redis, sql_counters)
+        elif backend == "memory":
+            sessions = MemorySessionStore(lifetime)
         else:
             raise StartupError(f"session backend {backend!r} is not available")
     except BaseException:
@@ -195,7 +221,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         engine=engine,
         catalog=catalog,
         sessions=sessions,
-        carts=cart_store(engine, catalog, pool),
+        carts=cart_store(engine, catalog, pool, sessions),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),
         redis=redis,

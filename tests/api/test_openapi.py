@@ -248,6 +248,16 @@ def test_real_answers_match_their_documented_schemas(
         for _ in range(4):  # three steps, then the completion
             call("POST", "/api/stateful/workflow/next", **live)
         call("GET", "/api/stateful/session", **live)
+        call("GET", "/api/stateful/session/siblings", **live)
+        for _ in range(2):  # two other sessions of the user: one ended by hint, one by all
+            http.post("/api/stateful/session", json={"userId": "user001"})
+        others = http.get("/api/stateful/session/siblings", **live).json()["data"]["sessions"]
+        hint = next(sibling["hint"] for sibling in others if not sibling["current"])
+        one = "/api/stateful/session/siblings/{hint}"
+        call("DELETE", one, one.format(hint=hint), **live)
+        call("DELETE", "/api/stateful/session/siblings", **live)
+        renewed = call("POST", "/api/stateful/session/regenerate", **live)
+        live = {"headers": {"Session-ID": renewed.headers["Session-ID"]}}
         call("DELETE", "/api/stateful/session", **live)
         refused = http.get("/api/stateful/session", **live)
     assert {(method, path) for method, path, _ in calls} >= {

@@ -23,8 +23,9 @@ from statebridge.api.stateful.workflow import advance, start
 from statebridge.asgi.body import require_fields
 from statebridge.envelope import ApiError, success, validation_error
 from statebridge.observability import process
+from statebridge.observability.sessions import session_event
 from statebridge.stores.carts.base import CartItem, SessionGone, cart_total
-from statebridge.stores.sessions.base import Session
+from statebridge.stores.sessions.base import Client, Session, id_hint
 from statebridge.timeutil import age_text, js_iso, js_now, utcnow
 
 router = APIRouter()
@@ -103,7 +104,7 @@ async def info(services: ServicesDep, session: MaybeSession) -> Response:
     openapi_extra=schemas.body(schemas.CreateSession),
     responses=schemas.answers(schemas.SessionCreated, 400, 404, 413),
 )
-async def create_session(body: Body, services: ServicesDep) -> Response:
+async def create_session(request: Request, body: Body, services: ServicesDep) -> Response:
     require_fields(body, "userId")
     user_id = body["userId"]
     data = body.get("data")
@@ -115,8 +116,12 @@ async def create_session(body: Body, services: ServicesDep) -> Response:
     user = await services.catalog.get_user(user_id) if isinstance(user_id, str) else None
     if user is None:
         raise ApiError(404, "User not found")
-    session = await services.sessions.create(user_id, data)
+    client = Client.of(
+        request.client.host if request.client else None, request.headers.get("user-agent")
+    )
+    session = await services.sessions.create(user_id, data, client)
     services.counts.changed()
+    session_event("created", hint=id_hint(session.id), userId=user_id)
     payload = {
         "session": {
             "id": session.id,
@@ -175,6 +180,8 @@ async def update_session(body: Body, session: LiveSession, services: ServicesDep
 async def delete_session(session: LiveSession, services: ServicesDep) -> Response:
     deleted = await services.sessions.destroy(session.id)
     services.counts.changed()
+    if deleted:
+        session_event("revoked", hint=id_hint(session.id), userId=session.user_id, by="logout")
     data = {
         "sessionId": session.id,
         "deleted": deleted,

@@ -230,6 +230,8 @@ async def table_rows(
                     "expires_at": session.expires_at,
                     "max_expires_at": session.max_expires_at,
                     "version": session.version,
+                    "client_address": session.client.address,
+                    "user_agent": session.client.user_agent,
                 }
                 yield encode_row(encoders, [values[name] for name in names])
         return

@@ -4,7 +4,8 @@ lifecycle, and the stateful mix.
 The route cases are derived from the application's route table: `api_routes()` reads the
 stateless and stateful routers, and every route must have its request in CASES, or
 `--cases all` refuses to run (tests/unit/test_bench_cases.py fails, naming the route).
-Routes statebridge has and Phase 1 has not (probes, metrics, docs, demo pages) are in
+Routes statebridge has and Phase 1 has not (probes, metrics, docs, demo pages, session
+management) are in
 NOT_BENCHED with the reason: the bench compares the two APIs, and those have nothing to be
 compared with.
 
@@ -175,6 +176,10 @@ NOT_BENCHED: dict[str, str] = {
     "/docs/{name}": "Swagger UI's files, statebridge only",
     "/demo": "demo page, statebridge only",
     "/demo/{name}": "demo page's files, statebridge only",
+    # session management of the stateful API that Phase 1 does not have
+    "/session/regenerate": "session id regeneration, statebridge only",
+    "/session/siblings": "the user's other sessions, statebridge only",
+    "/session/siblings/{hint}": "the user's other sessions, statebridge only",
 }
 
 

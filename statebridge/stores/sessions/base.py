@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,24 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
+def id_hint(session_id: str) -> str:
+    """A short name for a session that reveals nothing of its id (the first 12 hex digits of
+    its SHA-256): what the user's other sessions are shown and revoked by."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a session was made, as recorded at creation (either may be unknown)."""
+
+    address: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def of(cls, address: str | None, user_agent: str | None) -> Client:
+        return cls(address[:64] if address else None, user_agent[:255] if user_agent else None)
+
+
 def plausible_id(value: str) -> bool:
     """Only UUID-shaped ids reach a store: no globs, key paths or 10 KB strings."""
     return bool(SESSION_ID.match(value))
@@ -36,6 +55,7 @@ class Session:
     expires_at: datetime
     max_expires_at: datetime | None = None
     version: int = 0
+    client: Client = Client()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -67,7 +87,9 @@ class Lifetime:
 class SessionStore(Protocol):
     """Five verbs and a count, as in express-session; every method is atomic."""
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session: ...
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session: ...
 
     async def get(self, session_id: str) -> Session | None:
         """The live session, touched (lastAccessed and expiresAt move), or None."""
@@ -90,8 +112,30 @@ class SessionStore(Protocol):
         """End the session; its cart goes with it."""
         ...
 
+    async def regenerate(self, session_id: str) -> Session | None:
+        """The live session under a new id (same user, data, cart, creation and absolute
+        end; touched), the old id gone at once, atomically; None when it is not live."""
+        ...
+
     async def count(self) -> int:
         """Live sessions across every instance."""
+        ...
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """The user's live sessions, oldest first (found by an index, never a scan); not
+        touched."""
+        ...
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        """End these sessions (their carts go with them); the ids that were live."""
+        ...
+
+    async def revoke_all(self) -> int:
+        """End every session; how many were live."""
+        ...
+
+    async def users(self) -> int:
+        """How many users have a live session."""
         ...
 
     async def sweep(self) -> int:

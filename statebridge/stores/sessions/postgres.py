@@ -22,19 +22,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.batching import Coalescer, rounds
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
 from statebridge.stores.sessions.sql import SWEEP_LOCK, SqlSessionStore
 from statebridge.timeutil import utcnow
 
 ROW = "s.id, s.user_id, s.data, s.created_at, s.last_accessed, s.expires_at, s.max_expires_at"
-RETURNING = f"RETURNING {ROW}, s.version"
+RETURNING = f"RETURNING {ROW}, s.version, s.client_address, s.user_agent"
 SLIDE = "expires_at = CASE WHEN s.max_expires_at < $3 THEN s.max_expires_at ELSE $3 END"
 
 CREATE_MANY = """
-INSERT INTO sessions (id, user_id, data, created_at, last_accessed, expires_at, max_expires_at)
-SELECT id, user_id, data, moment, moment, expires, hard
+INSERT INTO sessions (id, user_id, data, created_at, last_accessed, expires_at, max_expires_at,
+                      client_address, user_agent)
+SELECT id, user_id, data, moment, moment, expires, hard, address, agent
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamp[], $5::timestamp[],
-            $6::timestamp[]) AS t(id, user_id, data, moment, expires, hard)
+            $6::timestamp[], $7::text[], $8::text[])
+     AS t(id, user_id, data, moment, expires, hard, address, agent)
 """
 # $1 ids, $2 now, $3 now + idle, $4 live after (now, less the grace when not strict)
 TOUCH_MANY = f"""
@@ -85,6 +87,7 @@ def session_of(row: Any) -> Session:
         expires_at=row[5],
         max_expires_at=row[6],
         version=row[7],
+        client=Client(row[8], row[9]),
     )
 
 
@@ -121,10 +124,13 @@ class PostgresSessionStore(SqlSessionStore):
 
     # -- create ---------------------------------------------------------------------------
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
         now = utcnow()
         expires, hard = self.lifetime.first_expiry(now)
         session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        session.client = client
         await self._creates.submit(session)
         return session
 
@@ -136,6 +142,8 @@ class PostgresSessionStore(SqlSessionStore):
             [session.created_at for session in batch],
             [session.expires_at for session in batch],
             [session.max_expires_at for session in batch],
+            [session.client.address for session in batch],
+            [session.client.user_agent for session in batch],
         ]
         try:
             await self._fetch(CREATE_MANY, *columns)

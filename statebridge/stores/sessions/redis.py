@@ -65,7 +65,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
-from statebridge.stores.sessions.base import Lifetime, Session
+from statebridge.stores.sessions.base import Client, Lifetime, Session
 from statebridge.stores.sessions.sql import SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -295,8 +295,10 @@ class RedisSessionStore:
 
     # -- the SessionStore verbs ---------------------------------------------------------
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
-        session = await self.sql.create(user_id, data)
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
+        session = await self.sql.create(user_id, data, client)
         await self._cache(session)
         return session
 
@@ -483,13 +485,78 @@ class RedisSessionStore:
 
     async def destroy(self, session_id: str) -> bool:
         deleted = await self.sql.destroy(session_id)
-        try:  # the hash becomes a tombstone: late snapshots are refused
-            idle = int(self.lifetime.idle / timedelta(milliseconds=1))
-            keys = [session_key(session_id), live_key(bucket_of(session_id))]
-            await self._scripts([(self._destroy, keys, [session_id, idle])])
-        except RedisError as exc:
-            self._failed(exc, session_id)
+        await self._bury(session_id)
         return deleted
+
+    async def regenerate(self, session_id: str) -> Session | None:
+        """PostgreSQL moves the session to its new id; Redis buries the old key (every
+        instance reads the tombstone at once) and caches the new one."""
+        session = await self.sql.regenerate(session_id)
+        await self._bury(session_id)
+        if session is not None:
+            await self._cache(session)
+        return session
+
+    async def _bury(self, session_id: str) -> None:
+        await self._bury_many([session_id])
+
+    async def _bury_many(self, session_ids: list[str], chunk: int = 500) -> None:
+        """Replace each session's hash by a tombstone (late snapshots are refused) and take
+        it out of its bucket's live index: one script call per session, its keys in one
+        slot, the calls of a chunk in one round trip."""
+        idle = int(self.lifetime.idle / timedelta(milliseconds=1))
+        for start in range(0, len(session_ids), chunk):
+            part = session_ids[start : start + chunk]
+            calls: list[tuple[Any, list[str], list[Any]]] = [
+                (self._destroy, [session_key(sid), live_key(bucket_of(sid))], [sid, idle])
+                for sid in part
+            ]
+            try:
+                await self._scripts(calls)
+            except RedisError as exc:
+                for session_id in part:
+                    self._failed(exc, session_id)
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """PostgreSQL finds the user's sessions by its index; Redis, where it has them, gives
+        their current lastAccessed and expiresAt (one pipelined HMGET), and drops the ones it
+        knows ended."""
+        found = await self.sql.of_user(user_id)
+        if not found or not self.available:
+            return found
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session in found:
+                    pipe.hmget(session_key(session.id), "lastMs", "expiresMs", "maxMs", "gone")
+                cached = await pipe.execute()
+        except RedisError as exc:
+            self._failed(exc)
+            return found
+        now = to_ms(utcnow())
+        live = []
+        for session, (last, expires, hard, gone) in zip(found, cached, strict=True):
+            if gone:
+                continue
+            if expires is not None:
+                if int(expires) <= now or (hard and int(hard) <= now):
+                    continue
+                session.last_accessed = from_ms(last)
+                session.expires_at = from_ms(expires)
+            live.append(session)
+        return live
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        ended = await self.sql.revoke(session_ids)
+        await self._bury_many(sorted(set(session_ids)))
+        return ended
+
+    async def revoke_all(self) -> int:
+        ids, live = await self.sql.delete_all()
+        await self._bury_many(ids)
+        return live
+
+    async def users(self) -> int:
+        return await self.sql.users()
 
     async def count(self) -> int:
         if self.available:

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from statebridge.db.tables import sessions
+from statebridge.db.tables import sessions, shopping_carts
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Lifetime, Session
+from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 COLUMNS = (
@@ -25,6 +26,8 @@ COLUMNS = (
     sessions.c.expires_at,
     sessions.c.max_expires_at,
     sessions.c.version,
+    sessions.c.client_address,
+    sessions.c.user_agent,
 )
 
 
@@ -41,6 +44,7 @@ def session_from_row(row: Any) -> Session:
         expires_at=row.expires_at,
         max_expires_at=row.max_expires_at,
         version=row.version,
+        client=Client(row.client_address, row.user_agent),
     )
 
 
@@ -50,6 +54,50 @@ REFRESH = (
     .where(sessions.c.id == sa.bindparam("sid"), sessions.c.expires_at < sa.bindparam("expires"))
     .values(last_accessed=sa.bindparam("last"), expires_at=sa.bindparam("expires"))
 )
+
+
+def regenerate_rows(
+    conn: Connection, session_id: str, lifetime: Lifetime, live_after: datetime
+) -> Session | None:
+    """In one transaction: the live row copied under a new id (touched, its version bumped),
+    the cart's lines moved to it, the old row deleted. The old row is locked first (FOR
+    UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction locks the file), so a write to the
+    old id lands either before the copy or on no row at all."""
+    now = utcnow()
+    old = sa.and_(
+        sessions.c.id == session_id,
+        sessions.c.expires_at > live_after,
+        sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > now),
+    )
+    row = conn.execute(sa.select(*COLUMNS).where(old).with_for_update()).first()
+    if row is None:
+        return None
+    session = session_from_row(row)
+    session.id = new_session_id()
+    session.last_accessed = now
+    session.expires_at = lifetime.next_expiry(now, session.max_expires_at)
+    session.version += 1
+    conn.execute(
+        sa.insert(sessions).values(
+            id=session.id,
+            user_id=session.user_id,
+            data=session.data,
+            created_at=session.created_at,
+            last_accessed=now,
+            expires_at=session.expires_at,
+            max_expires_at=session.max_expires_at,
+            version=session.version,
+            client_address=session.client.address,
+            user_agent=session.client.user_agent,
+        )
+    )
+    conn.execute(
+        sa.update(shopping_carts)
+        .where(shopping_carts.c.session_id == session_id)
+        .values(session_id=session.id)
+    )
+    conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
+    return session
 
 
 class SqlSessionStore:
@@ -76,7 +124,9 @@ class SqlSessionStore:
     def _live(self, session_id: str, now: datetime, strict: bool = False) -> sa.ColumnElement[bool]:
         return sa.and_(sessions.c.id == session_id, self._alive(now, strict))
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
         raise NotImplementedError
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
@@ -98,6 +148,12 @@ class SqlSessionStore:
     async def destroy(self, session_id: str) -> bool:
         raise NotImplementedError
 
+    async def regenerate(self, session_id: str) -> Session | None:
+        """`regenerate_rows` in one transaction on the engine."""
+        live_after = utcnow() - self.grace
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(regenerate_rows, session_id, self.lifetime, live_after)
+
     async def _may_sweep(self, conn: AsyncConnection) -> bool:
         """Whether this instance sweeps now."""
         return True
@@ -107,6 +163,45 @@ class SqlSessionStore:
         async with self.engine.connect() as conn:
             result = await conn.execute(query.where(sessions.c.expires_at > utcnow()))
             return int(result.scalar_one())
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """By the index on user_id; live by the row (with the grace of a lagging copy)."""
+        query = (
+            sa.select(*COLUMNS)
+            .where(sessions.c.user_id == user_id, self._alive(utcnow()))
+            .order_by(sessions.c.created_at, sessions.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [session_from_row(row) for row in await conn.execute(query)]
+
+    async def revoke(self, session_ids: list[str]) -> list[str]:
+        if not session_ids:
+            return []
+        now = utcnow()
+        statement = (
+            sa.delete(sessions)
+            .where(sessions.c.id.in_(sorted(set(session_ids))), self._alive(now))
+            .returning(sessions.c.id)
+        )
+        async with self.engine.begin() as conn:
+            return [row.id for row in await conn.execute(statement)]
+
+    async def revoke_all(self) -> int:
+        return (await self.delete_all())[1]
+
+    async def delete_all(self) -> tuple[list[str], int]:
+        """Every row goes (carts cascade): their ids, and how many were live."""
+        live = sa.case((self._alive(utcnow(), strict=True), 1), else_=0)
+        async with self.engine.begin() as conn:
+            rows = list(await conn.execute(sa.delete(sessions).returning(sessions.c.id, live)))
+        return [row[0] for row in rows], sum(row[1] for row in rows)
+
+    async def users(self) -> int:
+        query = sa.select(sa.func.count(sa.distinct(sessions.c.user_id))).where(
+            self._alive(utcnow(), strict=True)
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def live_batches(self, size: int) -> AsyncIterator[list[Session]]:
         """Every live session, streamed in batches (for warming a cache)."""

@@ -17,8 +17,14 @@ from sqlalchemy import Connection
 
 from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Session, new_session_id
-from statebridge.stores.sessions.sql import COLUMNS, REFRESH, SqlSessionStore, session_from_row
+from statebridge.stores.sessions.base import Client, Session, new_session_id
+from statebridge.stores.sessions.sql import (
+    COLUMNS,
+    REFRESH,
+    SqlSessionStore,
+    regenerate_rows,
+    session_from_row,
+)
 from statebridge.timeutil import utcnow
 
 # built once: a statement made per call costs more to build and key than to run
@@ -63,10 +69,13 @@ class SqliteSessionStore(SqlSessionStore):
     def local(self) -> LocalSqlite:
         return local_sqlite(self.engine)
 
-    async def create(self, user_id: str, data: dict[str, Any]) -> Session:
+    async def create(
+        self, user_id: str, data: dict[str, Any], client: Client = Client()
+    ) -> Session:
         now = utcnow()
         expires, hard = self.lifetime.first_expiry(now)
         session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        session.client = client
         statement = sa.insert(sessions).values(
             id=session.id,
             user_id=user_id,
@@ -75,6 +84,8 @@ class SqliteSessionStore(SqlSessionStore):
             last_accessed=now,
             expires_at=expires,
             max_expires_at=hard,
+            client_address=client.address,
+            user_agent=client.user_agent,
         )
         await self.local.write(partial(execute, statement))
         return session
@@ -159,3 +170,9 @@ class SqliteSessionStore(SqlSessionStore):
             return conn.execute(statement).first() is not None
 
         return await self.local.write(work)
+
+    async def regenerate(self, session_id: str) -> Session | None:
+        live_after = utcnow() - self.grace
+        return await self.local.write(
+            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after)
+        )
