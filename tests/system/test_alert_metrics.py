@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_observability import scrape, value
 from tests.support.commands import statebridge
 from tests.support.databases import drop_pg_database, new_pg_database
+from tests.support.metrics import scrape, value
 from tests.support.private_services import PrivateRedis
 from tests.support.servers import Server
 

@@ -36,11 +36,12 @@ import yaml
 
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.private_services import PrivateRedis, wait_for_port
+from tests.support.recordings import ROOT
 from tests.support.servers import Server, free_port
 
 pytestmark = [pytest.mark.monitoring, pytest.mark.faults]
 
-MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
+MONITORING = ROOT / "deploy" / "monitoring"
 SHORT_FOR = "2s"
 SHORT_WINDOW = "[10s]"
 WAIT = 45.0  # seconds any alert may take to fire or resolve before the test fails

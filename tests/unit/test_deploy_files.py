@@ -444,3 +444,35 @@ def test_forwarded_headers_are_believed_only_from_allowed_proxies(tmp_path: Path
         assert len(lines) == 1, server.log()
         seen.append((lines[0]["client"], lines[0]["scheme"]))
     assert seen == [("203.0.113.9", "https"), ("127.0.0.1", "http")]
+
+
+def test_the_production_compose_file_has_an_optional_monitoring_profile() -> None:
+    services = services_of(compose_config("docker-compose.prod.yml", PROD_ENV))
+    prometheus, alertmanager = services["prometheus"], services["alertmanager"]
+    assert prometheus["image"].startswith("prom/prometheus:v2.")
+    assert alertmanager["image"].startswith("prom/alertmanager:v0.")
+    for name in ("prometheus", "alertmanager"):
+        assert services[name]["profiles"] == ["monitoring"], name
+        assert services[name]["restart"] == "unless-stopped", name
+        # published on the host's loopback alone, never to the network
+        assert all(str(port).startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    for name in ("postgres", "redis", "migrate", "app", "nginx"):
+        assert "profiles" not in services[name], name  # started as before, without the profile
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    config = Path(mounts["/etc/prometheus"]) / "prometheus.yml"
+    assert config == ROOT / "deploy" / "monitoring" / "prometheus.yml"
+    assert any(
+        arg == "--config.file=/etc/prometheus/prometheus.yml" for arg in prometheus["command"]
+    )
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in alertmanager["volumes"]}
+    assert (
+        Path(mounted["/etc/alertmanager/alertmanager.yml"])
+        == ROOT / "deploy" / "monitoring" / "alertmanager.yml"
+    )
+    # what prometheus.yml names is what compose runs: the app replicas and Alertmanager
+    scrape = yaml.safe_load(config.read_text())
+    assert scrape["scrape_configs"][0]["dns_sd_configs"][0]["names"] == ["app"]
+    assert scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
+    assert "8000" in services["app"]["expose"]
