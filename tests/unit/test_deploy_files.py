@@ -261,6 +261,47 @@ def test_development_ports_come_from_the_default_override() -> None:
     assert nginx == {80, 443, 3001, 3002}
 
 
+# What both docker-compose 1.29 (the compose-spec schema it ships) and Compose v2 accept: v2
+# reads every key of that older schema; v1 knows no top-level `name` or `include`, and v2
+# warns that `version` is obsolete.
+COMPOSE_TOP_LEVEL = {"services", "networks", "volumes", "secrets", "configs"}
+COMPOSE_SERVICE_KEYS = {
+    "blkio_config", "build", "cap_add", "cap_drop", "cgroup_parent", "command", "configs",
+    "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+    "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on", "deploy",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint",
+    "env_file", "environment", "expose", "extends", "external_links", "extra_hosts", "group_add",
+    "healthcheck", "hostname", "image", "init", "ipc", "isolation", "labels", "links", "logging",
+    "mac_address", "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit",
+    "network_mode", "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit",
+    "platform", "ports", "privileged", "profiles", "pull_policy", "read_only", "restart",
+    "runtime", "scale", "secrets", "security_opt", "shm_size", "stdin_open", "stop_grace_period",
+    "stop_signal", "storage_opt", "sysctls", "tmpfs", "tty", "ulimits", "user", "userns_mode",
+    "volumes", "volumes_from", "working_dir",
+}  # fmt: skip
+COMPOSE_FILES = [
+    "docker-compose.yml",
+    "docker-compose.override.yml",
+    "docker-compose.prod.yml",
+    "tests/containers/compose.override.yml",
+    "tests/containers/compose.prod.override.yml",
+]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_files_suit_compose_v1_and_v2(name: str) -> None:
+    document = yaml.safe_load((ROOT / name).read_text())
+    assert "version" not in document, f"{name}: `version` is obsolete (Compose v2 warns)"
+    top = {key for key in document if not str(key).startswith("x-")}
+    assert top <= COMPOSE_TOP_LEVEL, f"{name}: {top - COMPOSE_TOP_LEVEL}"
+    for service, body in document["services"].items():
+        keys = {key for key in body if not str(key).startswith("x-")}
+        assert keys <= COMPOSE_SERVICE_KEYS, f"{name}: {service}: {keys - COMPOSE_SERVICE_KEYS}"
+        depends = body.get("depends_on", {})
+        if isinstance(depends, dict):  # the long form: the compose-spec wants a condition each
+            assert all("condition" in entry for entry in depends.values()), service
+
+
 def test_production_compose_needs_every_secret() -> None:
     for missing in PROD_ENV:
         env = {key: value for key, value in PROD_ENV.items() if key != missing}
