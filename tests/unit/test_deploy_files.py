@@ -20,6 +20,7 @@ import yaml
 from statebridge.config import Settings
 from statebridge.ops.deploy.nginx import NginxOptions, RenderError, render
 from statebridge.runtime import granian as granian_server
+from tests.support.nginx import installed_version
 from tests.support.servers import Server, clean_env, free_port
 
 pytestmark = pytest.mark.nginx
@@ -82,7 +83,7 @@ def test_renders_carry_the_required_settings() -> None:
             "proxy_pass http://statebridge/api/stateful/;",
         ):
             assert line in text, line
-        for port in ("listen 80;", "listen 443 ssl http2;", "listen 3001;", "listen 3002;"):
+        for port in ("listen 80;", "listen 443 ssl;", "listen 3001;", "listen 3002;"):
             assert port in text
         assert "non_idempotent" not in text  # POSTs are never sent twice
         assert "{{" not in text
@@ -94,12 +95,34 @@ def test_several_upstreams_and_loopback_listeners() -> None:
         NginxOptions(upstreams=("127.0.0.1:9001", "[::1]:9002"), listen_address="127.0.0.1")
     )
     assert "server 127.0.0.1:9001 " in text and "server [::1]:9002 " in text
-    assert "listen 127.0.0.1:443 ssl http2;" in text
+    assert "listen 127.0.0.1:443 ssl;" in text
+
+
+@pytest.mark.parametrize("committed", ["nginx.conf", "nginx.prod.conf"])
+def test_committed_renders_switch_http2_as_the_targeted_nginx_does(committed: str) -> None:
+    """The compose files run nginx 1.27, where `listen ... http2` is deprecated."""
+    text = (ROOT / "nginx" / committed).read_text()
+    assert "# change the template (and re-render), not this file. Written for nginx 1.27" in text
+    assert re.search(r"^ +listen 443 ssl;\n +http2 on;$", text, flags=re.MULTILINE)
+    assert "http2;" not in text.replace("http2 on;", "")
+
+
+@pytest.mark.parametrize(
+    ("version", "listen", "directive"),
+    [("1.22.1", "ssl http2;", False), ("1.25.0", "ssl http2;", False), ("1.25.1", "ssl;", True)],
+)
+def test_http2_takes_the_form_of_the_nginx_rendered_for(
+    version: str, listen: str, directive: bool
+) -> None:
+    text = render(NginxOptions(nginx_version=version))
+    assert f"listen 443 {listen}" in text
+    assert ("http2 on;" in text) is directive
 
 
 @pytest.mark.parametrize(
     "options",
     [
+        NginxOptions(nginx_version="1.x"),
         NginxOptions(upstreams=()),
         NginxOptions(upstreams=("app:8000; evil",)),
         NginxOptions(upstreams=("app",)),
@@ -139,6 +162,7 @@ def test_both_profiles_load_in_a_real_nginx(flags: list[str], tmp_path: Path) ->
         "--cert", str(tmp_path / "ssl" / "cert.pem"),
         "--key", str(tmp_path / "ssl" / "key.pem"),
         "--runtime-dir", str(tmp_path / "run"),
+        "--nginx-version", installed_version(),
         "--out", str(conf),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -160,6 +184,8 @@ def test_both_profiles_load_in_a_real_nginx(flags: list[str], tmp_path: Path) ->
     )
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
+    # rendered for the installed nginx: no deprecated directive, nothing else to warn about
+    assert "[warn]" not in checked.stderr and "deprecated" not in checked.stderr, checked.stderr
 
 
 # --- certificates ------------------------------------------------------------------------
