@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from statebridge.asgi.headers import SECURITY_HEADERS
 from tests.support.nginx import NGINX, Proxy, statebridge
 from tests.support.servers import Server
 
@@ -32,10 +33,12 @@ if NGINX is None:
     )
 
 JS_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# The app's security headers (helmet's), which nginx sends as the app does; Strict-Transport-
+# Security is nginx's own (HTTPS only, the profile's max-age)
 GUIDE_HEADERS = {
-    "x-frame-options": "DENY",
-    "x-content-type-options": "nosniff",
-    "x-xss-protection": "1; mode=block",
+    name.decode(): value.decode()
+    for name, value in SECURITY_HEADERS
+    if name != b"strict-transport-security"
 }
 
 
@@ -190,6 +193,30 @@ def test_security_headers_on_every_answer(proxy: Proxy, client: httpx.Client) ->
     legacy = client.get(f"{proxy.stateless_url}/health")
     assert_guide_headers(legacy)
     assert "strict-transport-security" not in legacy.headers  # meaningless over plain HTTP
+
+
+def security_headers(response: httpx.Response) -> dict[str, list[str]]:
+    return {name: response.headers.get_list(name) for name in GUIDE_HEADERS}
+
+
+@pytest.mark.parametrize("path", ["/health", "/no/such/endpoint", "/docs"])
+def test_nginx_sends_the_security_headers_the_app_sends(
+    path: str, instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    direct = client.get(f"{instances[0].url}{path}")
+    through = client.get(f"{proxy.https_url}{path}")
+    assert direct.status_code == through.status_code
+    assert security_headers(through) == security_headers(direct)
+    assert direct.headers["x-xss-protection"] == "0"  # the modern advice, as helmet sends it
+
+
+def test_answers_nginx_makes_itself_carry_the_apps_security_headers(
+    instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    direct = client.get(f"{instances[0].url}/no/such/endpoint")
+    made = client.get(f"{proxy.https_url}/metrics")  # nginx's own 404 (/metrics is private)
+    assert made.status_code == direct.status_code == 404
+    assert security_headers(made) == security_headers(direct)
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
 
+from statebridge.asgi.headers import SECURITY_HEADERS
+
 PLACEHOLDER = re.compile(r"\{\{ *([a-z][a-z0-9_]*) *\}\}")
 UPSTREAM = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 RATE = re.compile(r"^[1-9][0-9]*r/[sm]$")
@@ -116,6 +118,39 @@ def http2_values(version: tuple[int, int, int]) -> dict[str, str]:
     return {"https_listen_options": "ssl http2", "http2_directive": ""}
 
 
+HSTS = b"strict-transport-security"  # nginx's own: over HTTPS only, its age per profile
+
+
+def header_name(name: bytes) -> str:
+    return "-".join(part.capitalize() for part in name.decode().split("-"))
+
+
+def security_header_values() -> dict[str, str]:
+    """The app's security headers (statebridge/asgi/headers.py), sent by nginx as the app sent
+    them: each copy from the app is hidden and added back, and an answer nginx makes itself
+    (429, 502, 413...) gets the app's value, so every answer carries the same set."""
+    maps, hides, adds = [], [], []
+    for name, value in SECURITY_HEADERS:
+        hides.append(f"    proxy_hide_header {header_name(name)};")
+        if name == HSTS:
+            continue
+        if any(char in value for char in b'"$\\'):
+            raise RenderError(f"the {name.decode()} value cannot be written in nginx.conf")
+        variable = name.decode().replace("-", "_")
+        maps.append(
+            f"    map $upstream_http_{variable} $statebridge_{variable} {{\n"
+            f'        "" "{value.decode()}";\n'
+            f"        default $upstream_http_{variable};\n"
+            "    }"
+        )
+        adds.append(f"        add_header {header_name(name)} $statebridge_{variable} always;")
+    return {
+        "security_header_maps": "\n".join(maps),
+        "security_header_hides": "\n".join(hides),
+        "security_header_adds": "\n".join(adds),
+    }
+
+
 def runtime_paths(runtime_dir: str) -> dict[str, str]:
     """Where nginx keeps its pid, temp files and logs: the official image's places, or one dir."""
     if not runtime_dir:
@@ -174,6 +209,7 @@ def render(options: NginxOptions) -> str:
         "key": options.key,
         "nginx_version": options.nginx_version,
         **http2_values(version),
+        **security_header_values(),
     }
     values["server_common"] = fill(template("server-common.conf.template"), values).rstrip("\n")
     return fill(template("nginx.conf.template"), values)
