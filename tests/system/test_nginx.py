@@ -219,6 +219,66 @@ def test_answers_nginx_makes_itself_carry_the_apps_security_headers(
     assert security_headers(made) == security_headers(direct)
 
 
+def access_log_line(proxy: Proxy, request_id: str) -> str:
+    for _ in range(50):  # nginx writes the line once the answer is sent
+        lines = (proxy.prefix / "logs" / "access.log").read_text().splitlines()
+        found = [line for line in lines if line.endswith(f" rid={request_id}")]
+        if found:
+            (line,) = found
+            return line
+        time.sleep(0.1)
+    raise AssertionError(f"rid={request_id} is not in nginx's access log")
+
+
+def app_log_entries(instances: list[Server], request_id: str) -> list[dict[str, Any]]:
+    entries = []
+    for _ in range(50):
+        for server in instances:
+            for line in server.log().splitlines():
+                if request_id in line and line.startswith("{"):
+                    entries.append(json.loads(line))
+        if entries:
+            return entries
+        time.sleep(0.1)
+    return entries
+
+
+def test_one_request_id_follows_a_request_through_nginx(
+    instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    """No id from the client: nginx's $request_id goes upstream, and nginx's access log, the
+    answer and the app's access log all carry it."""
+    response = client.get(f"{proxy.https_url}/info?trace=nginx-id")
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id  # nginx's, not the app's 24
+    assert '"GET /info?trace=nginx-id HTTP/' in access_log_line(proxy, request_id)
+    logged = app_log_entries(instances, request_id)
+    assert [entry["requestId"] for entry in logged] == [request_id], logged
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"), [("client-id.42_a", True), ("x" * 129, False), ("bad id!", False)]
+)
+def test_a_client_request_id_is_kept_by_the_apps_rule(
+    sent: str, kept: bool, instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    response = client.get(f"{proxy.https_url}/info", headers={"X-Request-ID": sent})
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert (request_id == sent) is kept
+    access_log_line(proxy, request_id)
+    assert [entry["requestId"] for entry in app_log_entries(instances, request_id)] == [request_id]
+
+
+def test_answers_nginx_makes_itself_carry_its_request_id(
+    proxy: Proxy, client: httpx.Client
+) -> None:
+    made = client.get(f"{proxy.https_url}/metrics")
+    request_id = made.headers["x-request-id"]
+    assert " 404 " in access_log_line(proxy, request_id)
+
+
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import PurePosixPath
 
 from statebridge.asgi.headers import SECURITY_HEADERS
+from statebridge.observability.requests import SANE_REQUEST_ID
 
 PLACEHOLDER = re.compile(r"\{\{ *([a-z][a-z0-9_]*) *\}\}")
 UPSTREAM = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
@@ -210,6 +211,7 @@ def render(options: NginxOptions) -> str:
         "nginx_version": options.nginx_version,
         **http2_values(version),
         **security_header_values(),
+        "request_id_pattern": SANE_REQUEST_ID.pattern.decode(),
     }
     values["server_common"] = fill(template("server-common.conf.template"), values).rstrip("\n")
     return fill(template("nginx.conf.template"), values)
