@@ -440,6 +440,62 @@ def test_dockerfile_healthcheck_probes_readiness(tmp_path: Path) -> None:
     assert down.returncode != 0
 
 
+def test_the_image_installs_the_locked_versions() -> None:
+    """The build stage copies requirements.lock and installs the project constrained by it."""
+    instructions = dockerfile_instructions()
+    copies = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
+    assert "requirements.lock" in copies.split()
+    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
+    installs = [
+        command
+        for run in runs
+        for command in run.split("&&")
+        if re.search(r"pip install (?!--upgrade pip)", command)
+    ]
+    assert installs, runs
+    for command in installs:
+        assert re.search(r"pip install -c requirements\.lock \.\s*$", command), command
+
+
+def runtime_requirements() -> dict[str, str]:
+    """Every package `pip install .` brings (dependencies of dependencies included, their
+    extras and markers followed), by normalised name, from what is installed here."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str] = {}
+    todo = [(Requirement(text), "") for text in metadata.requires("statebridge") or []]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name == "statebridge":
+            continue
+        seen = name in found
+        found[name] = metadata.version(requirement.name)
+        for wanted in ([""] if not seen else []) + sorted(requirement.extras):
+            for text in metadata.requires(requirement.name) or []:
+                todo.append((Requirement(text), wanted))
+    return found
+
+
+def test_the_lock_pins_every_runtime_dependency() -> None:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    needed = runtime_requirements()
+    assert {"uvicorn", "httptools", "fastapi", "starlette", "hiredis"} <= set(needed)
+    missing = sorted(set(needed) - set(pins))
+    assert missing == [], f"requirements.lock does not pin {missing}: run scripts/lock"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("1", "serve --migrate"), ("true", "serve --migrate"), ("0", "serve"), ("", "serve")],
@@ -463,7 +519,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ]
     for needed in (".git", ".venv", ".env", "data", "nginx/ssl"):
         assert needed in patterns, needed
-    for copied in ("pyproject.toml", "README.md", "statebridge"):
+    for copied in ("pyproject.toml", "README.md", "requirements.lock", "statebridge"):
         assert copied not in patterns, copied
 
 
