@@ -459,14 +459,17 @@ def test_the_image_installs_the_locked_versions() -> None:
 
 def runtime_requirements() -> dict[str, str]:
     """Every package `pip install .` brings (dependencies of dependencies included, their
-    extras and markers followed), by normalised name, from what is installed here."""
+    extras and markers followed), by normalised name: pyproject.toml's dependencies, then
+    the metadata of what is installed here."""
+    import tomllib
     from importlib import metadata
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     found: dict[str, str] = {}
-    todo = [(Requirement(text), "") for text in metadata.requires("statebridge") or []]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [(Requirement(text), "") for text in project["dependencies"]]
     while todo:
         requirement, extra = todo.pop()
         if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
@@ -494,6 +497,15 @@ def test_the_lock_pins_every_runtime_dependency() -> None:
     assert {"uvicorn", "httptools", "fastapi", "starlette", "hiredis"} <= set(needed)
     missing = sorted(set(needed) - set(pins))
     assert missing == [], f"requirements.lock does not pin {missing}: run scripts/lock"
+
+
+def test_no_dependency_brings_what_nothing_uses() -> None:
+    """uvicorn[standard] would bring a WebSocket library, a file watcher and YAML: statebridge
+    takes uvicorn alone, plus the parser and event loop it does use."""
+    needed = runtime_requirements()
+    assert {"uvicorn", "httptools", "uvloop"} <= set(needed)
+    unused = {"websockets", "wsproto", "watchfiles", "pyyaml"} & set(needed)
+    assert unused == set(), f"nothing in statebridge uses {sorted(unused)}"
 
 
 @pytest.mark.parametrize(
