@@ -579,3 +579,24 @@ def test_forwarded_headers_are_believed_only_from_allowed_proxies(tmp_path: Path
         assert len(lines) == 1, server.log()
         seen.append((lines[0]["client"], lines[0]["scheme"]))
     assert seen == [("203.0.113.9", "https"), ("127.0.0.1", "http")]
+
+
+def test_the_license_is_stated_in_the_current_pyproject_form() -> None:
+    """PEP 639: an SPDX expression (the wheel's License-Expression), the license files by
+    name, and a setuptools that understands both."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "MIT"
+    assert not any(c.startswith("License ::") for c in project.get("classifiers", []))
+    files = sorted(path.name for path in ROOT.glob("LICEN[CS]E*"))
+    assert project.get("license-files", []) == files
+    (setuptools,) = [
+        Requirement(text)
+        for text in pyproject["build-system"]["requires"]
+        if text.startswith("setuptools")
+    ]
+    assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0.3")
