@@ -470,15 +470,22 @@ def runtime_requirements() -> dict[str, str]:
     found: dict[str, str] = {}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     todo = [(Requirement(text), "") for text in project["dependencies"]]
+    # this Python, and the oldest that requires-python admits (Debian bookworm has 3.11.2)
+    pythons = [{}, {"python_version": "3.11", "python_full_version": "3.11.0"}]
     while todo:
         requirement, extra = todo.pop()
-        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+        marker = requirement.marker
+        if marker and not any(marker.evaluate({**env, "extra": extra}) for env in pythons):
             continue
         name = canonicalize_name(requirement.name)
         if name == "statebridge":
             continue
         seen = name in found
-        found[name] = metadata.version(requirement.name)
+        try:
+            found[name] = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:  # not needed by this Python: pinned all the same
+            found[name] = ""
+            continue
         for wanted in ([""] if not seen else []) + sorted(requirement.extras):
             for text in metadata.requires(requirement.name) or []:
                 todo.append((Requirement(text), wanted))
