@@ -271,14 +271,6 @@ def test_a_client_request_id_is_kept_by_the_apps_rule(
     assert [entry["requestId"] for entry in app_log_entries(instances, request_id)] == [request_id]
 
 
-def test_answers_nginx_makes_itself_carry_its_request_id(
-    proxy: Proxy, client: httpx.Client
-) -> None:
-    made = client.get(f"{proxy.https_url}/metrics")
-    request_id = made.headers["x-request-id"]
-    assert " 404 " in access_log_line(proxy, request_id)
-
-
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
