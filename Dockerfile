@@ -17,10 +17,12 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/statebridge
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Every dependency at the version requirements.lock pins (scripts/lock writes it): two builds
+# a month apart install the same versions. The lock pins the dev tools too; -c only constrains.
+COPY pyproject.toml README.md requirements.lock ./
 COPY statebridge ./statebridge
 RUN /opt/statebridge/bin/pip install --upgrade pip \
-    && /opt/statebridge/bin/pip install .
+    && /opt/statebridge/bin/pip install -c requirements.lock .
 
 # ---- runtime: the virtualenv and nothing else ----
 FROM ${PYTHON_IMAGE} AS runtime

@@ -18,6 +18,9 @@ envelope, as Granian does (and stops reading a head past `MAX_HEAD_BYTES` as sen
 
 Typer has no public name for its shell-completion classes and scripts either; the command
 line's `completion` uses them through the two functions at the end.
+
+pyproject.toml bounds every package used here (granian, uvicorn, typer) to the tested minor
+releases; tests/unit/test_private_apis.py checks that each has its upper bound.
 """
 
 from __future__ import annotations

@@ -84,6 +84,10 @@ def nginx(
         ),
     ] = "",
     prod: Annotated[bool, typer.Option("--prod", help="The production profile")] = False,
+    nginx_version: Annotated[
+        str,
+        typer.Option(help="The nginx the render is for (its HTTP/2 switch changed in 1.25.1)"),
+    ] = DEFAULTS.nginx_version,
     out: Annotated[str, typer.Option(help="Output file; - for standard output")] = "-",
 ) -> None:
     """Render nginx.conf from the templates shipped with statebridge."""
@@ -102,6 +106,7 @@ def nginx(
         prod=prod,
         server_name=server_name,
         runtime_dir=runtime_dir,
+        nginx_version=nginx_version,
     )
     try:
         text = render(options)

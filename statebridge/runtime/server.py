@@ -163,7 +163,7 @@ def run_loop(settings: Settings, listeners: list[Listener], migrate: bool) -> No
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard] on Linux
+    except ImportError:  # pragma: no cover - a dependency everywhere but Windows
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve_worker(settings, listeners, migrate))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -101,10 +102,19 @@ class Stack:
             str(self.ports["stateless"]),
             "--stateful-port",
             str(self.ports["stateful"]),
+            "--nginx-version",
+            self.nginx_version(),
             "--out",
             str(self.work / "nginx.conf"),
         )
         assert done.returncode == 0, done.stderr
+
+    def nginx_version(self) -> str:
+        """The version of the nginx image in use (the stand-in is Debian's nginx 1.22)."""
+        done = docker("run", "--rm", "--network", "host", self.standins["nginx"], "nginx", "-v")
+        match = re.search(r"nginx/([0-9.]+)", done.stdout + done.stderr)
+        assert match, done.stderr
+        return match.group(1)
 
     def container(self, service: str) -> str:
         return f"{self.name}_{service}_1"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,17 @@ from tests.support.servers import clean_env, free_port
 NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
 )
+
+
+def installed_version() -> str:
+    """The installed nginx's version (`nginx -v` prints `nginx version: nginx/1.22.1`), what
+    the test renders are written for; the target version when no nginx is installed."""
+    if NGINX is None:
+        return "1.27"
+    done = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=False)
+    match = re.search(r"nginx/([0-9]+\.[0-9]+(?:\.[0-9]+)?)", done.stderr + done.stdout)
+    assert match, f"cannot read the nginx version from {done.stderr!r}"
+    return match.group(1)
 
 
 def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +99,7 @@ class Proxy:
             "--cert", str(self.certs / "cert.pem"),
             "--key", str(self.certs / "key.pem"),
             "--runtime-dir", str(self.prefix),
+            "--nginx-version", installed_version(),
             *self.limits,
             "--out", str(self.conf),
         )  # fmt: skip

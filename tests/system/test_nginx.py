@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from statebridge.asgi.headers import SECURITY_HEADERS
 from tests.support.nginx import NGINX, Proxy, statebridge
 from tests.support.servers import Server
 
@@ -32,10 +33,12 @@ if NGINX is None:
     )
 
 JS_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# The app's security headers (helmet's), which nginx sends as the app does; Strict-Transport-
+# Security is nginx's own (HTTPS only, the profile's max-age)
 GUIDE_HEADERS = {
-    "x-frame-options": "DENY",
-    "x-content-type-options": "nosniff",
-    "x-xss-protection": "1; mode=block",
+    name.decode(): value.decode()
+    for name, value in SECURITY_HEADERS
+    if name != b"strict-transport-security"
 }
 
 
@@ -190,6 +193,82 @@ def test_security_headers_on_every_answer(proxy: Proxy, client: httpx.Client) ->
     legacy = client.get(f"{proxy.stateless_url}/health")
     assert_guide_headers(legacy)
     assert "strict-transport-security" not in legacy.headers  # meaningless over plain HTTP
+
+
+def security_headers(response: httpx.Response) -> dict[str, list[str]]:
+    return {name: response.headers.get_list(name) for name in GUIDE_HEADERS}
+
+
+@pytest.mark.parametrize("path", ["/health", "/no/such/endpoint", "/docs"])
+def test_nginx_sends_the_security_headers_the_app_sends(
+    path: str, instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    direct = client.get(f"{instances[0].url}{path}")
+    through = client.get(f"{proxy.https_url}{path}")
+    assert direct.status_code == through.status_code
+    assert security_headers(through) == security_headers(direct)
+    assert direct.headers["x-xss-protection"] == "0"  # the modern advice, as helmet sends it
+
+
+def test_answers_nginx_makes_itself_carry_the_apps_security_headers(
+    instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    direct = client.get(f"{instances[0].url}/no/such/endpoint")
+    made = client.get(f"{proxy.https_url}/metrics")  # nginx's own 404 (/metrics is private)
+    assert made.status_code == direct.status_code == 404
+    assert security_headers(made) == security_headers(direct)
+
+
+def access_log_line(proxy: Proxy, request_id: str) -> str:
+    for _ in range(50):  # nginx writes the line once the answer is sent
+        lines = (proxy.prefix / "logs" / "access.log").read_text().splitlines()
+        found = [line for line in lines if line.endswith(f" rid={request_id}")]
+        if found:
+            (line,) = found
+            return line
+        time.sleep(0.1)
+    raise AssertionError(f"rid={request_id} is not in nginx's access log")
+
+
+def app_log_entries(instances: list[Server], request_id: str) -> list[dict[str, Any]]:
+    entries = []
+    for _ in range(50):
+        for server in instances:
+            for line in server.log().splitlines():
+                if request_id in line and line.startswith("{"):
+                    entries.append(json.loads(line))
+        if entries:
+            return entries
+        time.sleep(0.1)
+    return entries
+
+
+def test_one_request_id_follows_a_request_through_nginx(
+    instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    """No id from the client: nginx's $request_id goes upstream, and nginx's access log, the
+    answer and the app's access log all carry it."""
+    response = client.get(f"{proxy.https_url}/info?trace=nginx-id")
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id  # nginx's, not the app's 24
+    assert '"GET /info?trace=nginx-id HTTP/' in access_log_line(proxy, request_id)
+    logged = app_log_entries(instances, request_id)
+    assert [entry["requestId"] for entry in logged] == [request_id], logged
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"), [("client-id.42_a", True), ("x" * 129, False), ("bad id!", False)]
+)
+def test_a_client_request_id_is_kept_by_the_apps_rule(
+    sent: str, kept: bool, instances: list[Server], proxy: Proxy, client: httpx.Client
+) -> None:
+    response = client.get(f"{proxy.https_url}/info", headers={"X-Request-ID": sent})
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert (request_id == sent) is kept
+    access_log_line(proxy, request_id)
+    assert [entry["requestId"] for entry in app_log_entries(instances, request_id)] == [request_id]
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}

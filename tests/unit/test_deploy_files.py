@@ -20,6 +20,7 @@ import yaml
 from statebridge.config import Settings
 from statebridge.ops.deploy.nginx import NginxOptions, RenderError, render
 from statebridge.runtime import granian as granian_server
+from tests.support.nginx import installed_version
 from tests.support.servers import Server, clean_env, free_port
 
 pytestmark = pytest.mark.nginx
@@ -82,7 +83,7 @@ def test_renders_carry_the_required_settings() -> None:
             "proxy_pass http://statebridge/api/stateful/;",
         ):
             assert line in text, line
-        for port in ("listen 80;", "listen 443 ssl http2;", "listen 3001;", "listen 3002;"):
+        for port in ("listen 80;", "listen 443 ssl;", "listen 3001;", "listen 3002;"):
             assert port in text
         assert "non_idempotent" not in text  # POSTs are never sent twice
         assert "{{" not in text
@@ -94,12 +95,34 @@ def test_several_upstreams_and_loopback_listeners() -> None:
         NginxOptions(upstreams=("127.0.0.1:9001", "[::1]:9002"), listen_address="127.0.0.1")
     )
     assert "server 127.0.0.1:9001 " in text and "server [::1]:9002 " in text
-    assert "listen 127.0.0.1:443 ssl http2;" in text
+    assert "listen 127.0.0.1:443 ssl;" in text
+
+
+@pytest.mark.parametrize("committed", ["nginx.conf", "nginx.prod.conf"])
+def test_committed_renders_switch_http2_as_the_targeted_nginx_does(committed: str) -> None:
+    """The compose files run nginx 1.27, where `listen ... http2` is deprecated."""
+    text = (ROOT / "nginx" / committed).read_text()
+    assert "# change the template (and re-render), not this file. Written for nginx 1.27" in text
+    assert re.search(r"^ +listen 443 ssl;\n +http2 on;$", text, flags=re.MULTILINE)
+    assert "http2;" not in text.replace("http2 on;", "")
+
+
+@pytest.mark.parametrize(
+    ("version", "listen", "directive"),
+    [("1.22.1", "ssl http2;", False), ("1.25.0", "ssl http2;", False), ("1.25.1", "ssl;", True)],
+)
+def test_http2_takes_the_form_of_the_nginx_rendered_for(
+    version: str, listen: str, directive: bool
+) -> None:
+    text = render(NginxOptions(nginx_version=version))
+    assert f"listen 443 {listen}" in text
+    assert ("http2 on;" in text) is directive
 
 
 @pytest.mark.parametrize(
     "options",
     [
+        NginxOptions(nginx_version="1.x"),
         NginxOptions(upstreams=()),
         NginxOptions(upstreams=("app:8000; evil",)),
         NginxOptions(upstreams=("app",)),
@@ -139,6 +162,7 @@ def test_both_profiles_load_in_a_real_nginx(flags: list[str], tmp_path: Path) ->
         "--cert", str(tmp_path / "ssl" / "cert.pem"),
         "--key", str(tmp_path / "ssl" / "key.pem"),
         "--runtime-dir", str(tmp_path / "run"),
+        "--nginx-version", installed_version(),
         "--out", str(conf),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -160,6 +184,8 @@ def test_both_profiles_load_in_a_real_nginx(flags: list[str], tmp_path: Path) ->
     )
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
+    # rendered for the installed nginx: no deprecated directive, nothing else to warn about
+    assert "[warn]" not in checked.stderr and "deprecated" not in checked.stderr, checked.stderr
 
 
 # --- certificates ------------------------------------------------------------------------
@@ -259,6 +285,47 @@ def test_development_ports_come_from_the_default_override() -> None:
         assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}/tcp"], services[name]
     nginx = {int(port["published"]) for port in services["nginx"]["ports"]}
     assert nginx == {80, 443, 3001, 3002}
+
+
+# What both docker-compose 1.29 (the compose-spec schema it ships) and Compose v2 accept: v2
+# reads every key of that older schema; v1 knows no top-level `name` or `include`, and v2
+# warns that `version` is obsolete.
+COMPOSE_TOP_LEVEL = {"services", "networks", "volumes", "secrets", "configs"}
+COMPOSE_SERVICE_KEYS = {
+    "blkio_config", "build", "cap_add", "cap_drop", "cgroup_parent", "command", "configs",
+    "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+    "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on", "deploy",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint",
+    "env_file", "environment", "expose", "extends", "external_links", "extra_hosts", "group_add",
+    "healthcheck", "hostname", "image", "init", "ipc", "isolation", "labels", "links", "logging",
+    "mac_address", "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit",
+    "network_mode", "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit",
+    "platform", "ports", "privileged", "profiles", "pull_policy", "read_only", "restart",
+    "runtime", "scale", "secrets", "security_opt", "shm_size", "stdin_open", "stop_grace_period",
+    "stop_signal", "storage_opt", "sysctls", "tmpfs", "tty", "ulimits", "user", "userns_mode",
+    "volumes", "volumes_from", "working_dir",
+}  # fmt: skip
+COMPOSE_FILES = [
+    "docker-compose.yml",
+    "docker-compose.override.yml",
+    "docker-compose.prod.yml",
+    "tests/containers/compose.override.yml",
+    "tests/containers/compose.prod.override.yml",
+]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_files_suit_compose_v1_and_v2(name: str) -> None:
+    document = yaml.safe_load((ROOT / name).read_text())
+    assert "version" not in document, f"{name}: `version` is obsolete (Compose v2 warns)"
+    top = {key for key in document if not str(key).startswith("x-")}
+    assert top <= COMPOSE_TOP_LEVEL, f"{name}: {top - COMPOSE_TOP_LEVEL}"
+    for service, body in document["services"].items():
+        keys = {key for key in body if not str(key).startswith("x-")}
+        assert keys <= COMPOSE_SERVICE_KEYS, f"{name}: {service}: {keys - COMPOSE_SERVICE_KEYS}"
+        depends = body.get("depends_on", {})
+        if isinstance(depends, dict):  # the long form: the compose-spec wants a condition each
+            assert all("condition" in entry for entry in depends.values()), service
 
 
 def test_production_compose_needs_every_secret() -> None:
@@ -373,6 +440,81 @@ def test_dockerfile_healthcheck_probes_readiness(tmp_path: Path) -> None:
     assert down.returncode != 0
 
 
+def test_the_image_installs_the_locked_versions() -> None:
+    """The build stage copies requirements.lock and installs the project constrained by it."""
+    instructions = dockerfile_instructions()
+    copies = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
+    assert "requirements.lock" in copies.split()
+    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
+    installs = [
+        command
+        for run in runs
+        for command in run.split("&&")
+        if re.search(r"pip install (?!--upgrade pip)", command)
+    ]
+    assert installs, runs
+    for command in installs:
+        assert re.search(r"pip install -c requirements\.lock \.\s*$", command), command
+
+
+def runtime_requirements() -> dict[str, str]:
+    """Every package `pip install .` brings (dependencies of dependencies included, their
+    extras and markers followed), by normalised name: pyproject.toml's dependencies, then
+    the metadata of what is installed here."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str] = {}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [(Requirement(text), "") for text in project["dependencies"]]
+    # this Python, and the oldest that requires-python admits (Debian bookworm has 3.11.2)
+    pythons = [{}, {"python_version": "3.11", "python_full_version": "3.11.0"}]
+    while todo:
+        requirement, extra = todo.pop()
+        marker = requirement.marker
+        if marker and not any(marker.evaluate({**env, "extra": extra}) for env in pythons):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name == "statebridge":
+            continue
+        seen = name in found
+        try:
+            found[name] = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:  # not needed by this Python: pinned all the same
+            found[name] = ""
+            continue
+        for wanted in ([""] if not seen else []) + sorted(requirement.extras):
+            for text in metadata.requires(requirement.name) or []:
+                todo.append((Requirement(text), wanted))
+    return found
+
+
+def test_the_lock_pins_every_runtime_dependency() -> None:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    needed = runtime_requirements()
+    assert {"uvicorn", "httptools", "fastapi", "starlette", "hiredis"} <= set(needed)
+    missing = sorted(set(needed) - set(pins))
+    assert missing == [], f"requirements.lock does not pin {missing}: run scripts/lock"
+
+
+def test_no_dependency_brings_what_nothing_uses() -> None:
+    """uvicorn[standard] would bring a WebSocket library, a file watcher and YAML: statebridge
+    takes uvicorn alone, plus the parser and event loop it does use."""
+    needed = runtime_requirements()
+    assert {"uvicorn", "httptools", "uvloop"} <= set(needed)
+    unused = {"websockets", "wsproto", "watchfiles", "pyyaml"} & set(needed)
+    assert unused == set(), f"nothing in statebridge uses {sorted(unused)}"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("1", "serve --migrate"), ("true", "serve --migrate"), ("0", "serve"), ("", "serve")],
@@ -396,7 +538,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ]
     for needed in (".git", ".venv", ".env", "data", "nginx/ssl"):
         assert needed in patterns, needed
-    for copied in ("pyproject.toml", "README.md", "statebridge"):
+    for copied in ("pyproject.toml", "README.md", "requirements.lock", "statebridge"):
         assert copied not in patterns, copied
 
 
@@ -476,3 +618,24 @@ def test_the_production_compose_file_has_an_optional_monitoring_profile() -> Non
         "alertmanager:9093"
     ]
     assert "8000" in services["app"]["expose"]
+
+
+def test_the_license_is_stated_in_the_current_pyproject_form() -> None:
+    """PEP 639: an SPDX expression (the wheel's License-Expression), the license files by
+    name, and a setuptools that understands both."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "MIT"
+    assert not any(c.startswith("License ::") for c in project.get("classifiers", []))
+    files = sorted(path.name for path in ROOT.glob("LICEN[CS]E*"))
+    assert project.get("license-files", []) == files
+    (setuptools,) = [
+        Requirement(text)
+        for text in pyproject["build-system"]["requires"]
+        if text.startswith("setuptools")
+    ]
+    assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0.3")

@@ -59,3 +59,46 @@ def test_uvicorns_protocol_still_has_what_the_subclass_overrides() -> None:
     envelope = uvicorn_envelope_protocol([(b"x-instance-id", b"test")])
     assert issubclass(envelope, HttpToolsProtocol)
     assert envelope.send_400_response is not HttpToolsProtocol.send_400_response
+
+
+def fenced_packages() -> set[str]:
+    """The third-party packages private.py imports inside its functions: the fenced uses."""
+    import ast
+    from pathlib import Path
+
+    import statebridge.asgi.private as private
+
+    tree = ast.parse(Path(private.__file__).read_text())
+    packages = set()
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                packages.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                packages.update(alias.name.split(".")[0] for alias in node.names)
+    return packages - {"statebridge"}
+
+
+def test_every_fenced_package_has_an_upper_bound_in_pyproject() -> None:
+    """A release outside the tested range may change the internals: pyproject.toml admits
+    none, and the bound moves only with a run of this file."""
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    requirements = {
+        Requirement(text).name.lower(): Requirement(text) for text in project["dependencies"]
+    }
+    fenced = fenced_packages()
+    assert fenced == {"granian", "uvicorn", "typer"}
+    for name in sorted(fenced):
+        bounds = [spec for spec in requirements[name].specifier if spec.operator in ("<", "<=")]
+        assert bounds, f"{name} needs an upper bound in pyproject.toml (private.py uses internals)"
+        tested = metadata.version(name)
+        assert requirements[name].specifier.contains(tested), (name, tested)

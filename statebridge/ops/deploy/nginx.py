@@ -11,11 +11,20 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
 
-PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
+from statebridge.asgi.headers import SECURITY_HEADERS
+from statebridge.observability.requests import SANE_REQUEST_ID
+
+PLACEHOLDER = re.compile(r"\{\{ *([a-z][a-z0-9_]*) *\}\}")
 UPSTREAM = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 RATE = re.compile(r"^[1-9][0-9]*r/[sm]$")
 ADDRESS = re.compile(r"^(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])$")
 UNSAFE_IN_PATH = re.compile(r"[\"\\;{}\s$]")
+NGINX_VERSION = re.compile(r"^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?$")
+# The nginx the compose files run (nginx:1.27-alpine); `--nginx-version` renders for another.
+TARGET_NGINX = "1.27"
+# From nginx 1.25.1 HTTP/2 is switched on with `http2 on;`; `listen ... http2` is deprecated
+# there (a warning on every start) and the only form older releases know.
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
 
 
 class RenderError(ValueError):
@@ -56,6 +65,7 @@ class NginxOptions:
     prod: bool = False
     server_name: str = ""
     runtime_dir: str = ""
+    nginx_version: str = TARGET_NGINX
 
     @property
     def profile(self) -> Profile:
@@ -93,6 +103,55 @@ def check(options: NginxOptions) -> None:
             raise RenderError(f"{label} path {path!r} has spaces, quotes, ';', '$' or braces")
 
 
+def nginx_version(text: str) -> tuple[int, int, int]:
+    """`1.27` or `1.22.1` as a comparable triple; raises RenderError on anything else."""
+    match = NGINX_VERSION.match(text)
+    if match is None:
+        raise RenderError(f"nginx version {text!r} is not like 1.27 or 1.22.1")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def http2_values(version: tuple[int, int, int]) -> dict[str, str]:
+    """The HTTPS listener's HTTP/2 in the form `version` expects."""
+    if version >= HTTP2_DIRECTIVE_SINCE:
+        return {"https_listen_options": "ssl", "http2_directive": "\n        http2 on;"}
+    return {"https_listen_options": "ssl http2", "http2_directive": ""}
+
+
+HSTS = b"strict-transport-security"  # nginx's own: over HTTPS only, its age per profile
+
+
+def header_name(name: bytes) -> str:
+    return "-".join(part.capitalize() for part in name.decode().split("-"))
+
+
+def security_header_values() -> dict[str, str]:
+    """The app's security headers (statebridge/asgi/headers.py), sent by nginx as the app sent
+    them: each copy from the app is hidden and added back, and an answer nginx makes itself
+    (429, 502, 413...) gets the app's value, so every answer carries the same set."""
+    maps, hides, adds = [], [], []
+    for name, value in SECURITY_HEADERS:
+        hides.append(f"    proxy_hide_header {header_name(name)};")
+        if name == HSTS:
+            continue
+        if any(char in value for char in b'"$\\'):
+            raise RenderError(f"the {name.decode()} value cannot be written in nginx.conf")
+        variable = name.decode().replace("-", "_")
+        maps.append(
+            f"    map $upstream_http_{variable} $statebridge_{variable} {{\n"
+            f'        "" "{value.decode()}";\n'
+            f"        default $upstream_http_{variable};\n"
+            "    }"
+        )
+        adds.append(f"        add_header {header_name(name)} $statebridge_{variable} always;")
+    return {
+        "security_header_maps": "\n".join(maps),
+        "security_header_hides": "\n".join(hides),
+        "security_header_adds": "\n".join(adds),
+    }
+
+
 def runtime_paths(runtime_dir: str) -> dict[str, str]:
     """Where nginx keeps its pid, temp files and logs: the official image's places, or one dir."""
     if not runtime_dir:
@@ -124,6 +183,7 @@ def fill(text: str, values: dict[str, str]) -> str:
 def render(options: NginxOptions) -> str:
     """The nginx.conf text for `options`; raises RenderError on an unusable option."""
     check(options)
+    version = nginx_version(options.nginx_version)
     profile = options.profile
     prefix = f"{options.listen_address}:" if options.listen_address else ""
     paths = runtime_paths(options.runtime_dir)
@@ -148,6 +208,10 @@ def render(options: NginxOptions) -> str:
         "https_port_suffix": "" if options.https_port == 443 else f":{options.https_port}",
         "cert": options.cert,
         "key": options.key,
+        "nginx_version": options.nginx_version,
+        **http2_values(version),
+        **security_header_values(),
+        "request_id_pattern": SANE_REQUEST_ID.pattern.decode(),
     }
     values["server_common"] = fill(template("server-common.conf.template"), values).rstrip("\n")
     return fill(template("nginx.conf.template"), values)
