@@ -86,11 +86,11 @@ def test_every_fenced_package_has_an_upper_bound_in_pyproject() -> None:
     none, and the bound moves only with a run of this file."""
     import tomllib
     from importlib import metadata
-    from pathlib import Path
 
     from packaging.requirements import Requirement
 
-    root = Path(__file__).resolve().parents[2]
+    from tests.support.recordings import ROOT as root
+
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     requirements = {
         Requirement(text).name.lower(): Requirement(text) for text in project["dependencies"]
