@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from statebridge.ops.deploy.nginx import NginxOptions, RenderError, render
+from statebridge.ops.deploy.nginx import (
+    INSTALLED,
+    NginxOptions,
+    RenderError,
+    installed_nginx_version,
+    render,
+)
 
 DEFAULTS = NginxOptions()
 
@@ -86,11 +92,20 @@ def nginx(
     prod: Annotated[bool, typer.Option("--prod", help="The production profile")] = False,
     nginx_version: Annotated[
         str,
-        typer.Option(help="The nginx the render is for (its HTTP/2 switch changed in 1.25.1)"),
+        typer.Option(
+            help="The nginx the render is for (its HTTP/2 switch changed in 1.25.1); "
+            "`installed` asks the nginx on PATH"
+        ),
     ] = DEFAULTS.nginx_version,
     out: Annotated[str, typer.Option(help="Output file; - for standard output")] = "-",
 ) -> None:
     """Render nginx.conf from the templates shipped with statebridge."""
+    if nginx_version == INSTALLED:
+        try:
+            nginx_version = installed_nginx_version()
+        except RenderError as exc:
+            typer.echo(f"statebridge: {exc}", err=True)
+            raise typer.Exit(2) from None
     options = NginxOptions(
         upstreams=tuple(upstream or DEFAULTS.upstreams),
         http_port=http_port,

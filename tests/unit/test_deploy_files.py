@@ -18,7 +18,12 @@ import pytest
 import yaml
 
 from statebridge.config import Settings
-from statebridge.ops.deploy.nginx import NginxOptions, RenderError, render
+from statebridge.ops.deploy.nginx import (
+    NginxOptions,
+    RenderError,
+    installed_nginx_version,
+    render,
+)
 from statebridge.runtime import granian as granian_server
 from tests.support.nginx import installed_version
 from tests.support.servers import Server, clean_env, free_port
@@ -639,3 +644,15 @@ def test_the_license_is_stated_in_the_current_pyproject_form() -> None:
         if text.startswith("setuptools")
     ]
     assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0.3")
+
+
+def test_a_render_for_the_installed_nginx(tmp_path: Path) -> None:
+    """`--nginx-version installed` writes HTTP/2 the way the nginx on PATH takes it; with no
+    nginx to ask, one clear line."""
+    with pytest.raises(RenderError, match="no nginx program on PATH"):
+        installed_nginx_version(search=str(tmp_path))
+    if NGINX is None:
+        pytest.skip("nginx is not installed (scripts/ci-install-nginx.sh installs it)")
+    done = statebridge("deploy", "nginx", "--nginx-version", "installed")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == render(NginxOptions(nginx_version=installed_version()))

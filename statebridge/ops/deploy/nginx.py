@@ -7,6 +7,8 @@ tests render the same templates for loopback ports: one source, so the two never
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
@@ -101,6 +103,25 @@ def check(options: NginxOptions) -> None:
     for label, path in paths:
         if UNSAFE_IN_PATH.search(path):
             raise RenderError(f"{label} path {path!r} has spaces, quotes, ';', '$' or braces")
+
+
+INSTALLED = "installed"  # `--nginx-version installed`: the version of the nginx on PATH
+
+
+def installed_nginx_version(search: str | None = None) -> str:
+    """The version of the nginx on PATH (or in /usr/sbin), from `nginx -v`; `search` is the
+    list of folders to look in instead."""
+    if search is None:
+        found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    else:
+        found = shutil.which("nginx", path=search)
+    if found is None:
+        raise RenderError("--nginx-version installed: no nginx program on PATH or in /usr/sbin")
+    done = subprocess.run([found, "-v"], capture_output=True, text=True, check=False, timeout=10)
+    match = re.search(r"nginx/([0-9]+\.[0-9]+(?:\.[0-9]+)?)", done.stderr + done.stdout)
+    if match is None:
+        raise RenderError(f"--nginx-version installed: cannot read a version from {found} -v")
+    return match.group(1)
 
 
 def nginx_version(text: str) -> tuple[int, int, int]:
