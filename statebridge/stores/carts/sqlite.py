@@ -5,7 +5,6 @@ commit, statebridge/db/local.py); a read is a plain SELECT on the loop's own con
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,7 +62,7 @@ class SqliteCartStore(CartStore):
     ) -> list[CartItem]:
         if started is not None:
             return await self._items(await started)
-        return await self._items(await self.local.read(partial(self._lines, session_id=session_id)))
+        return await self._items(await self.local.select(LINES_OF, {"sid": session_id}))
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         params = {"sid": session_id, "pid": product_id, "qty": quantity, "now": utcnow()}

@@ -96,7 +96,7 @@ class SqliteSessionStore(SqlSessionStore):
         later one)."""
         now = utcnow()
         params = {"sid": session_id, "now": now, "after": now if strict else now - self.grace}
-        row = await self.local.read(lambda conn: conn.execute(LIVE_BY_ID, params).first())
+        row = await self.local.select_first(LIVE_BY_ID, params)
         if row is None:
             return None
         session = session_from_row(row)

@@ -1,0 +1,129 @@
+"""The fence around statebridge/db/rawselect.py: every statement the embedded stores run on
+the `sqlite3` connection itself must give exactly what SQLAlchemy's `Connection.execute`
+gives for the same rows. This fails when SQLAlchemy changes how it compiles, binds or
+decodes them (or drops the compiler API the module reads)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from statebridge.db.local import LocalSqlite
+from statebridge.db.rawselect import RawSelect
+from statebridge.db.tables import metadata, products, sessions, shopping_carts, users
+from statebridge.stores.carts.sqlite import LINES_OF
+from statebridge.stores.sessions.sqlite import LIVE_BY_ID
+
+NOW = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
+
+
+def sid_of(letter: str) -> str:
+    return letter * 8 + "-0000-4000-8000-" + "0" * 12
+
+
+SESSIONS = [
+    # id, data, max_expires_at, client address, user agent
+    (sid_of("a"), {"cart": [1, 2], "name": "Zoë ✓", "n": None}, NOW + timedelta(hours=1),
+     "127.0.0.1", "curl/8"),
+    (sid_of("b"), {}, None, None, None),
+    (sid_of("c"), None, NOW + timedelta(minutes=1), "::1", "x" * 255),
+]  # fmt: skip
+
+
+def make_local(path: Path) -> LocalSqlite:
+    local = LocalSqlite(str(path))
+    metadata.create_all(local.engine)
+    with local.engine.begin() as conn:
+        conn.execute(
+            sa.insert(users),
+            [{"id": "user001", "name": "U", "email": "u@example.com", "preferences": {},
+              "created_at": NOW, "updated_at": NOW}],
+        )  # fmt: skip
+        conn.execute(
+            sa.insert(products),
+            [{"id": f"prod00{n}", "name": f"P{n}", "price": n, "category": "c"} for n in (1, 2, 3)],
+        )
+        for index, (sid, data, hard, address, agent) in enumerate(SESSIONS):
+            conn.execute(
+                sa.insert(sessions).values(
+                    id=sid, user_id="user001", data=data, created_at=NOW,
+                    last_accessed=NOW + timedelta(microseconds=index),
+                    expires_at=NOW + timedelta(minutes=15), max_expires_at=hard,
+                    version=index, client_address=address, user_agent=agent,
+                )
+            )  # fmt: skip
+        conn.execute(
+            sa.insert(shopping_carts),
+            [{"session_id": SESSIONS[0][0], "product_id": f"prod00{n}", "quantity": n,
+              "created_at": NOW + timedelta(seconds=n),
+              "updated_at": NOW + timedelta(seconds=n, microseconds=7)}
+             for n in (3, 1, 2)],
+        )  # fmt: skip
+    return local
+
+
+def by_sqlalchemy(local: LocalSqlite, statement: Any, params: dict[str, Any]) -> list[Any]:
+    with local.engine.connect() as conn:
+        return list(conn.execute(statement, params))
+
+
+def same(raw: list[Any], expected: list[Any]) -> None:
+    assert [tuple(row) for row in raw] == [tuple(row) for row in expected]
+    for got, want in zip(raw, expected, strict=True):
+        assert got._fields == tuple(want._fields)
+        assert [type(value) for value in got] == [type(value) for value in want]
+
+
+@pytest.mark.parametrize(
+    "sid", [s[0] for s in SESSIONS] + ["d" * 8 + "-0000-4000-8000-" + "0" * 12]
+)
+@pytest.mark.parametrize("after", [NOW, NOW + timedelta(minutes=30)])
+def test_the_session_read_matches_sqlalchemy(tmp_path: Path, sid: str, after: datetime) -> None:
+    local = make_local(tmp_path / "s.db")
+    params = {"sid": sid, "now": NOW + timedelta(seconds=30), "after": after}
+    expected = by_sqlalchemy(local, LIVE_BY_ID, params)
+    first = asyncio.run(local.select_first(LIVE_BY_ID, params))
+    same([first] if first is not None else [], expected[:1])
+    same(asyncio.run(local.select(LIVE_BY_ID, params)), expected)
+    local.close()
+
+
+def test_the_session_read_finds_live_rows_and_decodes_them(tmp_path: Path) -> None:
+    """Not only equal to SQLAlchemy: the values are the ones written (so an equality of two
+    wrong answers cannot pass)."""
+    local = make_local(tmp_path / "s.db")
+    sid, data, hard, address, agent = SESSIONS[0]
+    params = {"sid": sid, "now": NOW, "after": NOW}
+    row = asyncio.run(local.select_first(LIVE_BY_ID, params))
+    assert (row.id, row.data, row.max_expires_at, row.client_address, row.user_agent) == (
+        sid, data, hard, address, agent,
+    )  # fmt: skip
+    assert row.created_at == NOW and isinstance(row.created_at, datetime)
+    gone = {"sid": sid, "now": NOW, "after": NOW + timedelta(hours=2)}
+    assert asyncio.run(local.select_first(LIVE_BY_ID, gone)) is None
+    local.close()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_cart_read_matches_sqlalchemy(tmp_path: Path, index: int) -> None:
+    local = make_local(tmp_path / "c.db")
+    params = {"sid": SESSIONS[index][0]}
+    expected = by_sqlalchemy(local, LINES_OF, params)
+    raw = asyncio.run(local.select(LINES_OF, params))
+    same(raw, expected)
+    if index == 0:
+        assert [row.product_id for row in raw] == ["prod003", "prod001", "prod002"]
+        assert raw[0].updated_at == NOW + timedelta(seconds=3, microseconds=7)
+    local.close()
+
+
+def test_another_dialect_is_refused() -> None:
+    from sqlalchemy.dialects import postgresql
+
+    with pytest.raises(TypeError, match="sqlite3 only"):
+        RawSelect(LIVE_BY_ID, postgresql.asyncpg.dialect())
