@@ -115,25 +115,23 @@ class LocalSqlite:
 
     async def select(self, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
         """The rows of one SELECT, at once, as `read` gives them."""
-        compiled = self._compiled_for(statement)
-        try:
-            with raw_busy_as_busy():
-                return compiled.rows(self.raw, params)
-        except Busy:
-            return await asyncio.to_thread(
-                run_read, self.waiting, lambda conn: list(conn.execute(statement, params))
-            )
+        rows: list[Any] = await self._select(statement, params, first=False)
+        return rows
 
     async def select_first(self, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
         """The first row of one SELECT, or None."""
+        return await self._select(statement, params, first=True)
+
+    async def _select(self, statement: sa.Select[Any], params: dict[str, Any], first: bool) -> Any:
         compiled = self._compiled_for(statement)
         try:
             with raw_busy_as_busy():
-                return compiled.first(self.raw, params)
-        except Busy:
-            return await asyncio.to_thread(
-                run_read, self.waiting, lambda conn: conn.execute(statement, params).first()
+                return (compiled.first if first else compiled.rows)(self.raw, params)
+        except Busy:  # SQLite could not start at once: wait on a worker thread
+            rows = await asyncio.to_thread(
+                run_read, self.waiting, lambda conn: list(conn.execute(statement, params))
             )
+        return (rows[0] if rows else None) if first else rows
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` at once; `fn` runs one SELECT (in SQLite's own implicit transaction:
@@ -238,9 +236,11 @@ def execute(statement: Any, conn: Connection) -> None:
 
 @contextmanager
 def raw_busy_as_busy() -> Iterator[None]:
-    """The same for `sqlite3`'s own exception."""
+    """The same for `sqlite3`'s own exception (a statement on the raw connection), and for
+    SQLAlchemy's (opening that connection)."""
     try:
-        yield
+        with busy_as_busy():
+            yield
     except sqlite3.OperationalError as exc:
         if _busy_text(exc):
             raise Busy(str(exc)) from exc

@@ -127,3 +127,40 @@ def test_another_dialect_is_refused() -> None:
 
     with pytest.raises(TypeError, match="sqlite3 only"):
         RawSelect(LIVE_BY_ID, postgresql.asyncpg.dialect())
+
+
+def test_a_locked_file_is_waited_for_on_a_worker_thread(tmp_path: Path) -> None:
+    """Another connection holding the file in exclusive mode: the read does not fail, it is
+    answered once the lock is let go, and the event loop turns meanwhile."""
+    import sqlite3
+    import threading
+
+    local = make_local(tmp_path / "l.db")
+    params = {"sid": SESSIONS[0][0]}
+    expected = by_sqlalchemy(local, LINES_OF, params)
+    local.close()
+    other = sqlite3.connect(tmp_path / "l.db", check_same_thread=False, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, lambda: (other.execute("COMMIT"), other.close()))
+
+    async def scenario() -> tuple[list[Any], int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        release.start()
+        rows = await local.select(LINES_OF, params)
+        ticker.cancel()
+        return rows, ticks
+
+    rows, ticks = asyncio.run(scenario())
+    release.join()
+    same(rows, expected)
+    assert ticks >= 10  # the loop went on turning while the read waited
+    local.close()
