@@ -51,6 +51,7 @@ from statebridge.db.rawselect import RawSelect
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
+Query = sa.Select[Any] | sa.UpdateBase
 LIMIT = 256  # writes per transaction at most
 
 
@@ -80,7 +81,7 @@ class LocalSqlite:
         self._waiting: Engine | None = None  # for batches that must wait for another process
         self._batches: Coalescer[Work, Any] = Coalescer(self._run, limit=LIMIT, concurrency=1)
         self._raw: sqlite3.Connection | None = None
-        self._compiled: dict[int, tuple[sa.Select[Any], RawSelect]] = {}
+        self._compiled: dict[int, tuple[Query, RawSelect]] = {}
 
     @property
     def engine(self) -> Engine:
@@ -104,7 +105,7 @@ class LocalSqlite:
         assert self._raw is not None
         return self._raw
 
-    def _compiled_for(self, statement: sa.Select[Any]) -> RawSelect:
+    def _compiled_for(self, statement: Query) -> RawSelect:
         """Statements are module constants: compiled once each, kept by identity (with the
         statement, so that its id is never reused)."""
         known = self._compiled.get(id(statement))
@@ -121,6 +122,15 @@ class LocalSqlite:
     async def select_first(self, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
         """The first row of one SELECT, or None."""
         return await self._select(statement, params, first=True)
+
+    def rows_in(self, conn: Connection, statement: Query, params: dict[str, Any]) -> list[Any]:
+        """Inside a write (`conn` is the one `write` hands its work): the rows of one
+        statement, run on that connection's `sqlite3` connection."""
+        return self._compiled_for(statement).rows(driver(conn), params)
+
+    def first_in(self, conn: Connection, statement: Query, params: dict[str, Any]) -> Any:
+        """Inside a write: the first row of one statement, or None."""
+        return self._compiled_for(statement).first(driver(conn), params)
 
     async def _select(self, statement: sa.Select[Any], params: dict[str, Any], first: bool) -> Any:
         compiled = self._compiled_for(statement)
@@ -227,6 +237,14 @@ def begin_immediate_sync(engine: Engine) -> Iterator[Connection]:
             raise
     with plain, transaction:
         yield conn
+
+
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The `sqlite3` connection under a SQLAlchemy one."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        raise TypeError("not a sqlite3 connection")
+    return raw
 
 
 def execute(statement: Any, conn: Connection) -> None:

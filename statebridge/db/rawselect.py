@@ -1,5 +1,5 @@
-"""SELECTs on the embedded file's hot path, compiled once by SQLAlchemy and run on the
-`sqlite3` connection itself.
+"""SELECTs (and UPDATEs with RETURNING) on the embedded file's hot path, compiled once by
+SQLAlchemy and run on the `sqlite3` connection itself.
 
 A request's session and cart reads are each one SELECT by key that SQLite answers in a few
 microseconds; through SQLAlchemy's `Connection.execute` the same SELECT costs several times
@@ -23,27 +23,32 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect, Select
+from sqlalchemy import Dialect, Select, UpdateBase
 
 Processor = Callable[[Any], Any] | None
 
 
 class RawSelect:
     """`statement` for `dialect`: `rows(conn, params)` -> the rows SQLAlchemy would give,
-    as named tuples (attribute and index access, like its `Row`)."""
+    as named tuples (attribute and index access, like its `Row`). A SELECT, or a statement
+    with RETURNING (its returned columns are the rows)."""
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, statement: Select[Any] | UpdateBase, dialect: Dialect) -> None:
         if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
             raise TypeError(f"RawSelect runs on sqlite3 only, not {dialect.name}")
         compiled = statement.compile(dialect=dialect)
         assert compiled.positiontup is not None  # qmark: the parameters in order
         self.sql = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup)
-        binds = {bind.key: bind for bind in compiled.binds.values()}
+        binds = compiled.binds
+        # values fixed in the statement (`version + 1`): SQLAlchemy binds them too
+        self.fixed = {
+            name: binds[name].effective_value for name in self.names if not binds[name].required
+        }
         self.bind_processors: list[Processor] = [
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
         ]
-        columns = list(statement.selected_columns)
+        columns = list(statement.exported_columns)
         self.result_processors: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
@@ -53,7 +58,7 @@ class RawSelect:
     def _args(self, params: dict[str, Any]) -> list[Any]:
         args = []
         for name, process in zip(self.names, self.bind_processors, strict=True):
-            value = params[name]
+            value = params[name] if name in params else self.fixed[name]
             args.append(value if process is None or value is None else process(value))
         return args
 
@@ -69,5 +74,6 @@ class RawSelect:
         return [self._row(values) for values in conn.execute(self.sql, self._args(params))]
 
     def first(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Any:
-        values = conn.execute(self.sql, self._args(params)).fetchone()
-        return None if values is None else self._row(values)
+        """The first row, or None; the statement runs to its end (a write's every row)."""
+        found = conn.execute(self.sql, self._args(params)).fetchall()
+        return self._row(found[0]) if found else None

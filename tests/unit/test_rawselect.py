@@ -17,7 +17,7 @@ from statebridge.db.local import LocalSqlite
 from statebridge.db.rawselect import RawSelect
 from statebridge.db.tables import metadata, products, sessions, shopping_carts, users
 from statebridge.stores.carts.sqlite import LINES_OF
-from statebridge.stores.sessions.sqlite import LIVE_BY_ID
+from statebridge.stores.sessions.sqlite import DATA_BY_ID, LIVE_BY_ID, WRITE_BY_ID
 
 NOW = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
 
@@ -119,6 +119,37 @@ def test_the_cart_read_matches_sqlalchemy(tmp_path: Path, index: int) -> None:
     if index == 0:
         assert [row.product_id for row in raw] == ["prod003", "prod001", "prod002"]
         assert raw[0].updated_at == NOW + timedelta(seconds=3, microseconds=7)
+    local.close()
+
+
+@pytest.mark.parametrize("index", [0, 2])
+def test_the_session_write_matches_sqlalchemy(tmp_path: Path, index: int) -> None:
+    """Inside a write's transaction (rolled back after each way, so both see the same rows):
+    the data read, then the UPDATE ... RETURNING that writes it back."""
+    local = make_local(tmp_path / "w.db")
+    sid = SESSIONS[index][0]
+    new_data = {"k": "v", "ü": [1, {"x": None}]}
+    params = {"sid": sid, "now": NOW + timedelta(seconds=30), "after": NOW,
+              "slid": NOW + timedelta(minutes=16), "new_data": new_data}  # fmt: skip
+    with local.engine.connect() as conn:
+        for statement in (DATA_BY_ID, WRITE_BY_ID):
+            with conn.begin() as transaction:
+                expected = list(conn.execute(statement, params))
+                transaction.rollback()
+            with conn.begin() as transaction:
+                raw = local.rows_in(conn, statement, params)
+                transaction.rollback()
+            same(raw, expected)
+        with conn.begin() as transaction:
+            written = local.first_in(conn, WRITE_BY_ID, params)
+            transaction.commit()
+    assert written.data == params["new_data"] and written.version == index + 1
+    hard = SESSIONS[index][2] or params["slid"]
+    assert (
+        written.expires_at == min(params["slid"], hard) and written.last_accessed == params["now"]
+    )
+    reread = by_sqlalchemy(local, LIVE_BY_ID, {**params, "after": NOW})
+    assert reread[0].data == params["new_data"]  # committed as SQLAlchemy reads it
     local.close()
 
 

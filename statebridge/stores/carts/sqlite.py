@@ -55,7 +55,7 @@ class SqliteCartStore(CartStore):
         return local_sqlite(self.engine)
 
     def _lines(self, conn: Connection, session_id: str) -> list[Any]:
-        return list(conn.execute(LINES_OF, {"sid": session_id}))
+        return self.local.rows_in(conn, LINES_OF, {"sid": session_id})
 
     async def items(
         self, session_id: str, started: Awaitable[list[Line]] | None = None

@@ -138,12 +138,11 @@ class SqliteSessionStore(SqlSessionStore):
     ) -> Session | None:
         """Read the live session's data, write `change(data)` back: None if not live."""
         params = self._params(session_id)
-        row = conn.execute(DATA_BY_ID, params).first()
+        row = self.local.first_in(conn, DATA_BY_ID, params)
         if row is None:
             return None
-        written = conn.execute(
-            WRITE_BY_ID, {**params, "new_data": change(dict(row.data or {}))}
-        ).first()
+        params["new_data"] = change(dict(row.data or {}))
+        written = self.local.first_in(conn, WRITE_BY_ID, params)
         return session_from_row(written) if written else None
 
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:
