@@ -5,18 +5,11 @@
 # Docker engine when it is not running and waits for it. Fails, loudly, when the engine does
 # not come up: under CI the container tests must run, not skip.
 set -euo pipefail
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 if ! [ -x /usr/sbin/dockerd ] || ! command -v docker-compose >/dev/null 2>&1 \
         || ! command -v debootstrap >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
-        docker.io docker-compose debootstrap
+    apt_install docker.io docker-compose debootstrap
 fi
 
 # Debian's client, which matches Debian's engine.
