@@ -75,6 +75,19 @@ def two_instances(redis_url: str, database: str, root: Path) -> Iterator[list[Se
             server.stop()
 
 
+@contextlib.contextmanager
+def on_topology(
+    kind: str, database: str, root: Path
+) -> Iterator[tuple[PrivateSentinelSet | PrivateCluster, list[Server], httpx.Client]]:
+    """A private Redis topology of this kind, two instances on it, and a client."""
+    with (
+        topology(kind) as top,
+        two_instances(top.url, database, root) as servers,
+        httpx.Client(timeout=10) as client,
+    ):
+        yield top, servers, client
+
+
 def cache_hits(client: httpx.Client, server: Server, cache: str) -> int:
     found = dict(HITS.findall(client.get(f"{server.url}/metrics").text))
     return int(found.get(cache, 0))
@@ -134,11 +147,7 @@ def catalog_subscribers(top: PrivateSentinelSet | PrivateCluster) -> int:
 def test_two_instances_share_sessions_carts_and_the_catalog(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         first, second = servers
         sessions = [new_session(client, servers[i % 2]) for i in range(24)]
         for number, session in enumerate(sessions):
@@ -230,11 +239,7 @@ def kill_the_master(top: PrivateSentinelSet | PrivateCluster) -> str:
 def test_a_failover_under_cart_load_loses_no_acknowledged_add(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         sessions = [new_session(client, servers[i % 2]) for i in range(SESSIONS)]
         acked: collections.Counter[tuple[str, str]] = collections.Counter()
         unsure: collections.Counter[tuple[str, str]] = collections.Counter()
