@@ -28,13 +28,14 @@ from redis.sentinel import Sentinel
 from statebridge.stores.sessions.redis import live_key
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.redis_topologies import (
+    REDIS_DOWN,
     SERVICE,
     PrivateCluster,
     PrivateSentinelSet,
     topology,
-    wait_until,
 )
 from tests.support.servers import Server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.services]
 
@@ -292,7 +293,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
             time.sleep(KILL_AFTER)
             key = kill_the_master(top)
             killed = time.monotonic()
-            wait_until(lambda: probe_write(top, key), 30, "Redis took no write after the kill")
+            wait_until(
+                lambda: probe_write(top, key), "a write to Redis after the kill", 30, REDIS_DOWN
+            )
             failover = time.monotonic() - killed
             time.sleep(max(0.0, LOAD_SECONDS - KILL_AFTER - failover))
         finally:
@@ -324,7 +327,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
         assert sum(acked.values()) > 100, outcomes
 
         # Redis is used again: sessions answered from it, the catalog subscription back
-        wait_until(lambda: catalog_subscribers(top) >= 2, 10, "the catalog did not resubscribe")
+        wait_until(
+            lambda: catalog_subscribers(top) >= 2, "the catalog resubscribed", 10, REDIS_DOWN
+        )
         hits = [cache_hits(client, server, "sessions") for server in servers]
         for session in sessions:
             for server in servers:
