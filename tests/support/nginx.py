@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from tests.support.servers import clean_env, free_port
 NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
 )
+# a rate limit far above what the tests send, so that it never interferes
+NO_LIMIT = ["--rate", "5000r/s", "--burst", "5000"]
 
 
 def installed_version() -> str:
@@ -39,6 +43,14 @@ def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
         env=clean_env({}),
         check=False,
     )
+
+
+def new_certs(directory: Path) -> Path:
+    """A development certificate and key made in `directory` (`statebridge deploy certs`)."""
+    done = statebridge("deploy", "certs", str(directory))
+    assert done.returncode == 0, done.stderr
+    assert "created" in done.stdout
+    return directory
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -131,3 +143,14 @@ class Proxy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+@contextlib.contextmanager
+def proxy_to(ports: list[int], prefix: Path, certs: Path) -> Iterator[Proxy]:
+    """A running nginx, without the rate limit, in front of these loopback ports."""
+    upstreams = [f"127.0.0.1:{port}" for port in ports]
+    running = Proxy(prefix=prefix, upstreams=upstreams, certs=certs, limits=NO_LIMIT).start()
+    try:
+        yield running
+    finally:
+        running.stop()

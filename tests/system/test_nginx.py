@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from statebridge.asgi.headers import SECURITY_HEADERS
-from tests.support.nginx import NGINX, Proxy, statebridge
+from tests.support.nginx import NGINX, Proxy, new_certs
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.nginx
@@ -59,11 +59,7 @@ def instance_id(server: Server) -> str:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    done = statebridge("deploy", "certs", str(directory))
-    assert done.returncode == 0, done.stderr
-    assert "created" in done.stdout
-    return directory
+    return new_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")
