@@ -9,13 +9,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.servers import clean_env, free_port
+from tests.support import commands
+from tests.support.servers import free_port
 
 NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
@@ -36,13 +36,7 @@ def installed_version() -> str:
 
 
 def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "statebridge", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env({}),
-        check=False,
-    )
+    return commands.statebridge({}, *args)
 
 
 def new_certs(directory: Path) -> Path:
