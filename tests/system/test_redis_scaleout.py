@@ -28,13 +28,14 @@ from redis.sentinel import Sentinel
 from statebridge.stores.sessions.redis import live_key
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.redis_topologies import (
+    REDIS_DOWN,
     SERVICE,
     PrivateCluster,
     PrivateSentinelSet,
     topology,
-    wait_until,
 )
 from tests.support.servers import Server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.services]
 
@@ -73,6 +74,19 @@ def two_instances(redis_url: str, database: str, root: Path) -> Iterator[list[Se
     finally:
         for server in servers:
             server.stop()
+
+
+@contextlib.contextmanager
+def on_topology(
+    kind: str, database: str, root: Path
+) -> Iterator[tuple[PrivateSentinelSet | PrivateCluster, list[Server], httpx.Client]]:
+    """A private Redis topology of this kind, two instances on it, and a client."""
+    with (
+        topology(kind) as top,
+        two_instances(top.url, database, root) as servers,
+        httpx.Client(timeout=10) as client,
+    ):
+        yield top, servers, client
 
 
 def cache_hits(client: httpx.Client, server: Server, cache: str) -> int:
@@ -134,11 +148,7 @@ def catalog_subscribers(top: PrivateSentinelSet | PrivateCluster) -> int:
 def test_two_instances_share_sessions_carts_and_the_catalog(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         first, second = servers
         sessions = [new_session(client, servers[i % 2]) for i in range(24)]
         for number, session in enumerate(sessions):
@@ -230,11 +240,7 @@ def kill_the_master(top: PrivateSentinelSet | PrivateCluster) -> str:
 def test_a_failover_under_cart_load_loses_no_acknowledged_add(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         sessions = [new_session(client, servers[i % 2]) for i in range(SESSIONS)]
         acked: collections.Counter[tuple[str, str]] = collections.Counter()
         unsure: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -287,7 +293,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
             time.sleep(KILL_AFTER)
             key = kill_the_master(top)
             killed = time.monotonic()
-            wait_until(lambda: probe_write(top, key), 30, "Redis took no write after the kill")
+            wait_until(
+                lambda: probe_write(top, key), "a write to Redis after the kill", 30, REDIS_DOWN
+            )
             failover = time.monotonic() - killed
             time.sleep(max(0.0, LOAD_SECONDS - KILL_AFTER - failover))
         finally:
@@ -319,7 +327,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
         assert sum(acked.values()) > 100, outcomes
 
         # Redis is used again: sessions answered from it, the catalog subscription back
-        wait_until(lambda: catalog_subscribers(top) >= 2, 10, "the catalog did not resubscribe")
+        wait_until(
+            lambda: catalog_subscribers(top) >= 2, "the catalog resubscribed", 10, REDIS_DOWN
+        )
         hits = [cache_hits(client, server, "sessions") for server in servers]
         for session in sessions:
             for server in servers:

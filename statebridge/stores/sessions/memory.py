@@ -75,10 +75,7 @@ class MemorySessionStore:
     async def create(
         self, user_id: str, data: dict[str, Any], client: Client = Client()
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
-        session.client = client
+        session = self.lifetime.new_session(user_id, data, client)
         self.sessions[session.id] = session
         self._index(session)
         return replace(session, data=dict(session.data))

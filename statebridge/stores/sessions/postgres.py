@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.batching import Coalescer, rounds
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, Session
 from statebridge.stores.sessions.sql import SWEEP_LOCK, SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -127,10 +127,7 @@ class PostgresSessionStore(SqlSessionStore):
     async def create(
         self, user_id: str, data: dict[str, Any], client: Client = Client()
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
-        session.client = client
+        session = self.lifetime.new_session(user_id, data, client)
         await self._creates.submit(session)
         return session
 

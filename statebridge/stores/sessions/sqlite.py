@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Client, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Session
 from statebridge.stores.sessions.sql import (
     COLUMNS,
     REFRESH,
@@ -72,18 +72,15 @@ class SqliteSessionStore(SqlSessionStore):
     async def create(
         self, user_id: str, data: dict[str, Any], client: Client = Client()
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
-        session.client = client
+        session = self.lifetime.new_session(user_id, data, client)
         statement = sa.insert(sessions).values(
             id=session.id,
             user_id=user_id,
             data=session.data,
-            created_at=now,
-            last_accessed=now,
-            expires_at=expires,
-            max_expires_at=hard,
+            created_at=session.created_at,
+            last_accessed=session.last_accessed,
+            expires_at=session.expires_at,
+            max_expires_at=session.max_expires_at,
             client_address=client.address,
             user_agent=client.user_agent,
         )
