@@ -17,7 +17,7 @@ from statebridge.db.local import LocalSqlite
 from statebridge.db.rawselect import RawSelect
 from statebridge.db.tables import metadata, products, sessions, shopping_carts, users
 from statebridge.stores.carts.sqlite import LINES_OF
-from statebridge.stores.sessions.sqlite import DATA_BY_ID, LIVE_BY_ID, WRITE_BY_ID
+from statebridge.stores.sessions.sqlite import DATA_BY_ID, INSERT_ONE, LIVE_BY_ID, WRITE_BY_ID
 
 NOW = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
 
@@ -151,6 +151,28 @@ def test_the_session_write_matches_sqlalchemy(tmp_path: Path, index: int) -> Non
     reread = by_sqlalchemy(local, LIVE_BY_ID, {**params, "after": NOW})
     assert reread[0].data == params["new_data"]  # committed as SQLAlchemy reads it
     local.close()
+
+
+def stored(local: LocalSqlite, sid: str) -> tuple[Any, ...]:
+    """The row as the file holds it (text, as sqlite3 gives it back untyped)."""
+    return tuple(local.raw.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone())
+
+
+def test_the_session_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    params = {"sid": sid_of("e"), "user_id": "user001", "new_data": {"a": "ü", "b": [1.5]},
+              "created_at": NOW, "expires": NOW + timedelta(minutes=15),
+              "hard": NOW + timedelta(hours=1), "address": "::1", "agent": None}  # fmt: skip
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    with by_orm.engine.begin() as conn:
+        conn.execute(INSERT_ONE, params)
+    with by_raw.engine.begin() as conn:
+        assert by_raw.rows_in(conn, INSERT_ONE, params) == []
+    assert stored(by_raw, params["sid"]) == stored(by_orm, params["sid"])
+    assert stored(by_raw, params["sid"])[1] == "user001"
+    read = by_sqlalchemy(by_raw, LIVE_BY_ID, {"sid": params["sid"], "now": NOW, "after": NOW})
+    assert read[0].data == params["new_data"] and read[0].last_accessed == NOW
+    by_orm.close()
+    by_raw.close()
 
 
 def test_another_dialect_is_refused() -> None:

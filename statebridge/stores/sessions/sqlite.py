@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from statebridge.db.local import LocalSqlite, execute, local_sqlite
+from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import sessions
 from statebridge.stores.sessions.base import Client, Session
 from statebridge.stores.sessions.sql import (
@@ -34,6 +34,17 @@ LIVE = sa.and_(
     sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > sa.bindparam("now")),
 )
 LIVE_BY_ID = sa.select(*COLUMNS).where(LIVE)
+INSERT_ONE = sa.insert(sessions).values(
+    id=sa.bindparam("sid"),
+    user_id=sa.bindparam("user_id"),
+    data=sa.bindparam("new_data", type_=sessions.c.data.type),
+    created_at=sa.bindparam("created_at"),
+    last_accessed=sa.bindparam("created_at"),
+    expires_at=sa.bindparam("expires"),
+    max_expires_at=sa.bindparam("hard"),
+    client_address=sa.bindparam("address"),
+    user_agent=sa.bindparam("agent"),
+)
 DATA_BY_ID = sa.select(sessions.c.data).where(LIVE)
 # the new data, the expiry slid (never past the absolute end), the version bumped
 WRITE_BY_ID = (
@@ -73,18 +84,17 @@ class SqliteSessionStore(SqlSessionStore):
         self, user_id: str, data: dict[str, Any], client: Client = Client()
     ) -> Session:
         session = self.lifetime.new_session(user_id, data, client)
-        statement = sa.insert(sessions).values(
-            id=session.id,
-            user_id=user_id,
-            data=session.data,
-            created_at=session.created_at,
-            last_accessed=session.last_accessed,
-            expires_at=session.expires_at,
-            max_expires_at=session.max_expires_at,
-            client_address=client.address,
-            user_agent=client.user_agent,
-        )
-        await self.local.write(partial(execute, statement))
+        params = {
+            "sid": session.id,
+            "user_id": user_id,
+            "new_data": session.data,
+            "created_at": session.created_at,
+            "expires": session.expires_at,
+            "hard": session.max_expires_at,
+            "address": client.address,
+            "agent": client.user_agent,
+        }
+        await self.local.write(partial(self.local.rows_in, statement=INSERT_ONE, params=params))
         return session
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
