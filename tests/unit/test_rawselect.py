@@ -6,6 +6,7 @@ decodes them (or drops the compiler API the module reads)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from statebridge.db.local import LocalSqlite
 from statebridge.db.rawselect import RawSelect
 from statebridge.db.tables import metadata, products, sessions, shopping_carts, users
-from statebridge.stores.carts.sqlite import LINES_OF
+from statebridge.stores.carts.sqlite import ADD_LINE, CLEAR, LINES_OF, REMOVE_LINE
 from statebridge.stores.sessions.sqlite import DATA_BY_ID, INSERT_ONE, LIVE_BY_ID, WRITE_BY_ID
 
 NOW = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
@@ -175,6 +176,35 @@ def test_the_session_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> Non
     by_raw.close()
 
 
+def cart_file(local: LocalSqlite) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in local.raw.execute("SELECT * FROM shopping_carts ORDER BY id")]
+
+
+def test_the_cart_writes_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    sid = SESSIONS[0][0]
+    later = NOW + timedelta(minutes=1, microseconds=11)
+    steps = [
+        (ADD_LINE, {"sid": sid, "pid": "prod001", "qty": 4, "now": later}),  # adds to a line
+        (ADD_LINE, {"sid": SESSIONS[1][0], "pid": "prod002", "qty": 1, "now": later}),  # new
+        (REMOVE_LINE, {"sid": sid, "pid": "prod003"}),
+        (CLEAR, {"sid": SESSIONS[1][0]}),
+    ]
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    for statement, params in steps:
+        with by_orm.engine.begin() as conn:
+            conn.execute(statement, params)
+        with by_raw.engine.begin() as conn:
+            by_raw.rows_in(conn, statement, params)
+        assert cart_file(by_raw) == cart_file(by_orm)
+    lines = by_sqlalchemy(by_raw, LINES_OF, {"sid": sid})
+    assert [(row.product_id, row.quantity) for row in lines] == [("prod001", 5), ("prod002", 2)]
+    assert lines[0].updated_at == later
+    with by_raw.engine.begin() as conn, pytest.raises(sqlite3.IntegrityError):
+        by_raw.rows_in(conn, ADD_LINE, {"sid": sid_of("f"), "pid": "prod001", "qty": 1, "now": NOW})
+    by_orm.close()
+    by_raw.close()
+
+
 def test_another_dialect_is_refused() -> None:
     from sqlalchemy.dialects import postgresql
 
@@ -185,7 +215,6 @@ def test_another_dialect_is_refused() -> None:
 def test_a_locked_file_is_waited_for_on_a_worker_thread(tmp_path: Path) -> None:
     """Another connection holding the file in exclusive mode: the read does not fail, it is
     answered once the lock is let go, and the event loop turns meanwhile."""
-    import sqlite3
     import threading
 
     local = make_local(tmp_path / "l.db")

@@ -4,13 +4,13 @@ commit, statebridge/db/local.py); a read is a plain SELECT on the loop's own con
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
 
 from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import shopping_carts
@@ -68,24 +68,24 @@ class SqliteCartStore(CartStore):
         params = {"sid": session_id, "pid": product_id, "qty": quantity, "now": utcnow()}
 
         def work(conn: Connection) -> list[Any]:
-            conn.execute(ADD_LINE, params)
+            self.local.rows_in(conn, ADD_LINE, params)
             return self._lines(conn, session_id)
 
         try:
             lines = await self.local.write(work)
-        except IntegrityError as exc:  # the only constraints left are the foreign keys
+        except sqlite3.IntegrityError as exc:  # the only constraints left are the foreign keys
             raise SessionGone(session_id) from exc
         return await self._items(lines)
 
     async def remove(self, session_id: str, product_id: str) -> list[CartItem]:
         def work(conn: Connection) -> list[Any]:
-            conn.execute(REMOVE_LINE, {"sid": session_id, "pid": product_id})
+            self.local.rows_in(conn, REMOVE_LINE, {"sid": session_id, "pid": product_id})
             return self._lines(conn, session_id)
 
         return await self._items(await self.local.write(work))
 
     async def clear(self, session_id: str) -> None:
         def work(conn: Connection) -> None:
-            conn.execute(CLEAR, {"sid": session_id})
+            self.local.rows_in(conn, CLEAR, {"sid": session_id})
 
         await self.local.write(work)
