@@ -36,6 +36,12 @@ def binary(name: str) -> str:
     return found
 
 
+def in_sync(node: Node) -> bool:
+    """The master has a replica that finished its sync and takes the stream."""
+    info = node.client().info("replication")
+    return any(info.get(f"slave{n}", {}).get("state") == "online" for n in range(4))
+
+
 @dataclass
 class Node:
     """One redis-server process (a data node or a sentinel)."""
@@ -173,13 +179,15 @@ class PrivateCluster:
         return self
 
     def ready(self) -> bool:
+        """The cluster is ok, and each primary has its replica in sync (`online`)."""
         for node in self.nodes:
             if not node.alive:
                 continue
             info = node.client().execute_command("CLUSTER INFO")
             if info.get("cluster_state") != "ok":
                 return False
-        return len(self.primaries()) == 3
+        primaries = self.primaries()
+        return len(primaries) == 3 and all(in_sync(node) for node in primaries)
 
     def roles(self) -> dict[int, str]:
         roles = {}
