@@ -1,8 +1,9 @@
 """The alerts of deploy/monitoring fire and resolve in a real Prometheus, which scrapes two real
 statebridge instances on PostgreSQL (a fresh database) and a private Redis:
 
-- Redis killed under session traffic: StatebridgeSessionsFromPostgres and StatebridgeNotReady
-  fire; Redis started again (empty): both resolve;
+- Redis killed under session traffic: StatebridgeSessionsFromPostgres and StatebridgeRedisDown
+  fire, StatebridgeNotReady does not (the instances stay ready); Redis started again (empty):
+  both resolve;
 - one instance killed (SIGKILL): StatebridgeInstanceDown fires; started again: it resolves;
 
 and every panel of the dashboard returns at least one series from that Prometheus.
@@ -245,6 +246,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     under_test = {
         "StatebridgeInstanceDown",
         "StatebridgeNotReady",
+        "StatebridgeRedisDown",
         "StatebridgeSessionsFromPostgres",
     }
     early = [alert for alert in prometheus.alerts() if alert["labels"]["alertname"] in under_test]
@@ -260,7 +262,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     fault = time.monotonic()
     for name, labels in (
         ("StatebridgeSessionsFromPostgres", {"reason": "unavailable"}),
-        ("StatebridgeNotReady", {"dependency": "redis"}),
+        ("StatebridgeRedisDown", {"dependency": "redis"}),
     ):
         wait_until(
             firing(prometheus, name, **labels), f"{name} firing after Redis was killed", WAIT
@@ -268,14 +270,18 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
         figures.append(("Redis killed", name, time.monotonic() - fault))
     for target in targets:  # both instances report it
         wait_until(
-            firing(prometheus, "StatebridgeNotReady", instance=target, dependency="redis"),
-            f"StatebridgeNotReady firing for {target}",
+            firing(prometheus, "StatebridgeRedisDown", instance=target, dependency="redis"),
+            f"StatebridgeRedisDown firing for {target}",
             WAIT,
         )
+    # the same `for` on the same series: had Redis made the instances not ready, it would be
+    # firing by now
+    names = {alert["labels"]["alertname"] for alert in prometheus.alerts()}
+    assert "StatebridgeNotReady" not in names, names
     note_alerts()
     redis.start()
     repair = time.monotonic()
-    for name in ("StatebridgeNotReady", "StatebridgeSessionsFromPostgres"):
+    for name in ("StatebridgeRedisDown", "StatebridgeSessionsFromPostgres"):
         wait_until(resolved(prometheus, name, seen), f"{name} resolved after Redis was back", WAIT)
         figures.append(("Redis started again", name, time.monotonic() - repair))
 
