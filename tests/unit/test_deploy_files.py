@@ -34,7 +34,12 @@ from tests.support.recordings import ROOT  # noqa: E402
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 COMPOSE = shutil.which("docker-compose")
-PROD_ENV = {"POSTGRES_USER": "sb_user", "POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "r-s3"}
+PROD_ENV = {
+    "POSTGRES_USER": "sb_user",
+    "POSTGRES_PASSWORD": "pg-secret",
+    "REDIS_PASSWORD": "r-s3",
+    "STATEBRIDGE_SESSION_SECRET": "s" * 32,
+}
 
 
 def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
