@@ -55,7 +55,7 @@ def row(session: Any) -> dict[str, Any]:
     from statebridge.timeutil import js_iso
 
     return {
-        "hint": id_hint(session.id),
+        "hint": id_hint(session.key),
         "createdAt": js_iso(session.created_at),
         "lastAccessed": js_iso(session.last_accessed),
         "expiresAt": js_iso(session.expires_at),
@@ -106,7 +106,7 @@ def revoke_sessions(
             return await services.sessions.revoke_all()
         assert user is not None
         found = await services.sessions.of_user(user)
-        return len(await services.sessions.revoke([session.id for session in found]))
+        return len(await services.sessions.revoke([session.key for session in found]))
 
     revoked = with_services(work)
     if as_json:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from statebridge.db.local import LocalSqlite, execute, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Client, Session, new_session_id
+from statebridge.stores.sessions.base import Client, NewId, Session, new_session_id
 from statebridge.stores.sessions.sql import (
     COLUMNS,
     REFRESH,
@@ -70,11 +70,16 @@ class SqliteSessionStore(SqlSessionStore):
         return local_sqlite(self.engine)
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
         now = utcnow()
         expires, hard = self.lifetime.first_expiry(now)
-        session = Session(new_session_id(), user_id, dict(data), now, now, expires, hard)
+        session_id = new.key if new else new_session_id()
+        session = Session(session_id, user_id, dict(data), now, now, expires, hard)
         session.client = client
         statement = sa.insert(sessions).values(
             id=session.id,
@@ -86,6 +91,7 @@ class SqliteSessionStore(SqlSessionStore):
             max_expires_at=hard,
             client_address=client.address,
             user_agent=client.user_agent,
+            sealed_id=new.sealed if new else None,
         )
         await self.local.write(partial(execute, statement))
         return session
@@ -171,8 +177,8 @@ class SqliteSessionStore(SqlSessionStore):
 
         return await self.local.write(work)
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         live_after = utcnow() - self.grace
         return await self.local.write(
-            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after)
+            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after, new)
         )

@@ -1,0 +1,87 @@
+"""No usable session ids at rest: `sessions.id` (and `shopping_carts.session_id`) become the
+keyed hash of the session id, and `sessions.sealed_id` keeps the id sealed for the export
+(statebridge/db/sessionkeys.py).
+
+The keys come from the same settings the servers read: STATEBRIDGE_SESSION_SECRET from the
+environment (or `.env`); without it, the `session-secret` file beside the SQLite database
+being upgraded (made if missing), or, on PostgreSQL outside production, the development
+secret. Upgrade with the secret the servers will run with, or the upgraded sessions are not
+found. Every existing session keeps working, its cart with it. The database gets a new id,
+so that servers drop what Redis cached under the old ids at start (they find it again in the
+database).
+
+Downgrade cannot give the rows their ids back without the secret, and a session under a hash
+is useless to an older statebridge: it ends every session (their carts go with them).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    from statebridge.config import Settings
+    from statebridge.db.sessionkeys import session_keys
+
+    bind = op.get_bind()
+    keys = session_keys(Settings(), bind.engine.url.render_as_string(hide_password=False))
+    with op.batch_alter_table("sessions") as batch:
+        batch.add_column(sa.Column("sealed_id", sa.String(255), nullable=True))
+    sessions = sa.table(
+        "sessions",
+        sa.column("id", sa.String),
+        sa.column("user_id", sa.String),
+        sa.column("data", sa.JSON),
+        sa.column("created_at", sa.DateTime),
+        sa.column("last_accessed", sa.DateTime),
+        sa.column("expires_at", sa.DateTime),
+        sa.column("max_expires_at", sa.DateTime),
+        sa.column("version", sa.BigInteger),
+        sa.column("client_address", sa.String),
+        sa.column("user_agent", sa.String),
+        sa.column("sealed_id", sa.String),
+    )
+    carts = sa.table("shopping_carts", sa.column("session_id", sa.String))
+    copied = [column for column in sessions.c if column.name not in ("id", "sealed_id")]
+    for (old,) in list(bind.execute(sa.select(sessions.c.id))):
+        # a copy under the key, the cart moved to it, the old row gone: no foreign key ever
+        # points at a missing row, on either database
+        key = keys.key(old)
+        copy = sa.select(sa.literal(key), sa.literal(keys.seal(old, key)), *copied)
+        bind.execute(
+            sa.insert(sessions).from_select(
+                ["id", "sealed_id", *(column.name for column in copied)],
+                copy.where(sessions.c.id == old),
+            )
+        )
+        bind.execute(sa.update(carts).where(carts.c.session_id == old).values(session_id=key))
+        bind.execute(sa.delete(sessions).where(sessions.c.id == old))
+    renew_database_id()
+
+
+def renew_database_id() -> None:
+    """Servers drop what Redis holds of another database id at start."""
+    meta = sa.table("statebridge_meta", sa.column("key", sa.String), sa.column("value", sa.String))
+    op.get_bind().execute(
+        sa.update(meta).where(meta.c.key == "database_id").values(value=uuid.uuid4().hex)
+    )
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM shopping_carts")
+    op.execute("DELETE FROM sessions")
+    with op.batch_alter_table("sessions") as batch:
+        batch.drop_column("sealed_id")
+    renew_database_id()
