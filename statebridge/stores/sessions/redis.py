@@ -2,7 +2,8 @@
 
 PostgreSQL is the durable copy and the point where writes are serialised: every write is one
 atomic statement there (`data || patch`, a jsonb increment) that bumps the row's `version`.
-Redis holds a snapshot of each live session in a hash `session:{<bucket>}:<id>`:
+Redis holds a snapshot of each live session in a hash `session:{<bucket>}:<id>`, where the id
+is what the store is given: the keyed hash of the client's id (keyed.py), never the id itself:
 
     id, userId, version, data (the session data, JSON), createdMs, lastMs, expiresMs, maxMs, dbMs
 

@@ -8,7 +8,9 @@ being upgraded (made if missing), or, on PostgreSQL outside production, the deve
 secret. Upgrade with the secret the servers will run with, or the upgraded sessions are not
 found. Every existing session keeps working, its cart with it. The database gets a new id,
 so that servers drop what Redis cached under the old ids at start (they find it again in the
-database).
+database). On SQLite the old rows are overwritten as they are deleted (secure_delete); on
+PostgreSQL they stay in the table's dead tuples until `VACUUM FULL sessions, shopping_carts`
+(docs/operations.md).
 
 Downgrade cannot give the rows their ids back without the secret, and a session under a hash
 is useless to an older statebridge: it ends every session (their carts go with them).
@@ -37,6 +39,9 @@ def upgrade() -> None:
 
     bind = op.get_bind()
     keys = session_keys(Settings(), bind.engine.url.render_as_string(hide_password=False))
+    if bind.dialect.name == "sqlite":
+        # the rows this deletes are overwritten with zeros, not left in the file's free pages
+        bind.exec_driver_sql("PRAGMA secure_delete = ON")
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("sealed_id", sa.String(255), nullable=True))
     sessions = sa.table(
