@@ -444,7 +444,7 @@ def test_upgrade_then_downgrade_base_leaves_an_empty_database() -> None:
         assert _cli("db", "upgrade", env=env).returncode == 0
         assert {"users", "products", "sessions", "shopping_carts"} <= _tables(url)
         current = _cli("db", "current", env=env)
-        assert "current: 0004" in current.stdout and "up to date" in current.stdout
+        assert "current: 0005" in current.stdout and "up to date" in current.stdout
         assert _cli("db", "downgrade", "base", env=env).returncode == 0
         assert _tables(url) == set()
     finally:

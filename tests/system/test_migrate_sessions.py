@@ -261,7 +261,7 @@ def test_invalid_sessions_and_cart_items_are_reported(
     assert (data["imported"], data["invalid"], data["cart_items_refused"]) == (1, 6, 4)
     assert data["carts_skipped"] == 2  # the other two sessions were not in this file
     rows = sql_rows(pg_env, "SELECT session_id, product_id, quantity FROM shopping_carts")
-    assert rows == [(good["id"], "prod001", 2)]
+    assert rows == [(stored_key(good["id"], pg_env, Path()), "prod001", 2)]
 
 
 def test_sqlite_sessions_go_to_the_sessions_table(

@@ -171,10 +171,6 @@ async def export_phase1(
     bars = bars or Bars(enabled=False)
     started = time.perf_counter()
     report = ExportReport(str(out))
-    try:
-        keys = session_keys(settings)
-    except ValueError as exc:
-        raise MigrateError(str(exc)) from None
     redis = live.connect(settings)
     try:
         overlay = live.overlay(settings, redis)
@@ -183,6 +179,10 @@ async def export_phase1(
         grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)
         async with open_engine(settings) as engine:
             await require_schema(engine, settings, may_upgrade=False)
+            try:
+                keys = session_keys(settings)
+            except ValueError as exc:
+                raise MigrateError(str(exc)) from None
             async with engine.connect() as plain:
                 conn = await snapshot(plain)
                 with output(out) as stream:

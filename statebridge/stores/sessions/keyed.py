@@ -15,6 +15,7 @@ unknown id).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from statebridge.db.sessionkeys import SessionKeys
@@ -40,8 +41,9 @@ class KeyedSessionStore:
 
     @staticmethod
     def _shown(session: Session, session_id: str) -> Session:
-        session.key, session.id, session.sealed = session.id, session_id, None
-        return session
+        """A copy: the backend may still use its own (the Redis store's background expiry
+        refresh reads its id after the answer)."""
+        return replace(session, id=session_id, key=session.id, sealed=None)
 
     async def _either(
         self, session_id: str, verb: Callable[[str], Awaitable[Found]]
