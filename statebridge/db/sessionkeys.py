@@ -25,8 +25,10 @@ import os
 import secrets
 from pathlib import Path
 
+import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection
 
 from statebridge.config import DEVELOPMENT_SECRET as DEVELOPMENT_SECRET
 from statebridge.config import SECRET_NEEDED, Settings
@@ -89,6 +91,42 @@ class SessionKeys:
             except InvalidTag:
                 continue
         return None
+
+
+# the sessions table as revision 0005 leaves it: what `rekey_rows` copies
+SESSIONS = sa.table(
+    "sessions",
+    *(
+        sa.column(name)
+        for name in (
+            "id", "user_id", "data", "created_at", "last_accessed", "expires_at",
+            "max_expires_at", "version", "client_address", "user_agent", "sealed_id",
+        )
+    ),
+)  # fmt: skip
+CARTS = sa.table("shopping_carts", sa.column("session_id"))
+
+
+def rekey_rows(conn: Connection, keys: SessionKeys) -> int:
+    """Sessions still under their ids (no sealed id) moved to their keys, their ids sealed,
+    their carts with them: a copy under the key, the cart lines moved to it, the old row
+    deleted, so no foreign key ever points at a missing row. How many were moved."""
+    copied = [column for column in SESSIONS.c if column.name not in ("id", "sealed_id")]
+    old_ids = [row[0] for row in conn.execute(
+        sa.select(SESSIONS.c.id).where(SESSIONS.c.sealed_id.is_(None))
+    )]  # fmt: skip
+    for old in old_ids:
+        key = keys.key(old)
+        copy = sa.select(sa.literal(key), sa.literal(keys.seal(old, key)), *copied)
+        conn.execute(
+            sa.insert(SESSIONS).from_select(
+                ["id", "sealed_id", *(column.name for column in copied)],
+                copy.where(SESSIONS.c.id == old),
+            )
+        )
+        conn.execute(sa.update(CARTS).where(CARTS.c.session_id == old).values(session_id=key))
+        conn.execute(sa.delete(SESSIONS).where(SESSIONS.c.id == old))
+    return len(old_ids)
 
 
 def secret_file(path: Path) -> str:

@@ -35,7 +35,7 @@ depends_on = None
 
 def upgrade() -> None:
     from statebridge.config import Settings
-    from statebridge.db.sessionkeys import session_keys
+    from statebridge.db.sessionkeys import rekey_rows, session_keys
 
     bind = op.get_bind()
     keys = session_keys(Settings(), bind.engine.url.render_as_string(hide_password=False))
@@ -44,35 +44,7 @@ def upgrade() -> None:
         bind.exec_driver_sql("PRAGMA secure_delete = ON")
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("sealed_id", sa.String(255), nullable=True))
-    sessions = sa.table(
-        "sessions",
-        sa.column("id", sa.String),
-        sa.column("user_id", sa.String),
-        sa.column("data", sa.JSON),
-        sa.column("created_at", sa.DateTime),
-        sa.column("last_accessed", sa.DateTime),
-        sa.column("expires_at", sa.DateTime),
-        sa.column("max_expires_at", sa.DateTime),
-        sa.column("version", sa.BigInteger),
-        sa.column("client_address", sa.String),
-        sa.column("user_agent", sa.String),
-        sa.column("sealed_id", sa.String),
-    )
-    carts = sa.table("shopping_carts", sa.column("session_id", sa.String))
-    copied = [column for column in sessions.c if column.name not in ("id", "sealed_id")]
-    for (old,) in list(bind.execute(sa.select(sessions.c.id))):
-        # a copy under the key, the cart moved to it, the old row gone: no foreign key ever
-        # points at a missing row, on either database
-        key = keys.key(old)
-        copy = sa.select(sa.literal(key), sa.literal(keys.seal(old, key)), *copied)
-        bind.execute(
-            sa.insert(sessions).from_select(
-                ["id", "sealed_id", *(column.name for column in copied)],
-                copy.where(sessions.c.id == old),
-            )
-        )
-        bind.execute(sa.update(carts).where(carts.c.session_id == old).values(session_id=key))
-        bind.execute(sa.delete(sessions).where(sessions.c.id == old))
+    rekey_rows(bind, keys)
     renew_database_id()
 
 
