@@ -1,11 +1,12 @@
 """Session ids at rest: what the stores keep in place of the id a client holds.
 
-A store keys a session by `key(id)`: the HMAC-SHA256 of the id (64 hex digits) under a key
-derived from STATEBRIDGE_SESSION_SECRET. A dump of Redis or a backup of the database
-therefore holds no id a client could send. Beside the key, the SQL row keeps `sealed_id`:
-the id encrypted (AES-GCM, under another key derived from the same secret, bound to the row's
-key), which only `statebridge export --format phase1` opens, since Phase 1 needs the ids
-themselves.
+A store keys a session by `key(id)`: the HMAC-SHA256 of the id, cut to its first 128 bits
+(32 hex digits, shorter than the id itself: Redis writes the key into its append-only file
+several times per read), under a key derived from STATEBRIDGE_SESSION_SECRET. A dump of
+Redis or a backup of the database therefore holds no id a client could send. Beside the
+key, the SQL row keeps `sealed_id`: the id encrypted (AES-GCM, under another key derived
+from the same secret, bound to the row's key), which only `statebridge export --format
+phase1` opens, since Phase 1 needs the ids themselves.
 
 STATEBRIDGE_SESSION_SECRET_PREVIOUS is the secret before a rotation: a session keyed under
 it is still found (one more keyed lookup, only after a miss under the current one) and
@@ -36,6 +37,7 @@ from statebridge.db.engine import sqlite_path
 
 SECRET_FILE = "session-secret"
 NONCE = 12
+KEY_DIGITS = 32  # 128 bits of the HMAC
 
 
 def derived(secret: str, purpose: bytes) -> bytes:
@@ -61,7 +63,7 @@ class SessionKeys:
         """Where the session is kept: HMAC-SHA256 of its id under the current secret."""
         mac = self._keyer.copy()
         mac.update(session_id.encode())
-        return mac.hexdigest()
+        return mac.hexdigest()[:KEY_DIGITS]
 
     def previous_key(self, session_id: str) -> str | None:
         """Its key under the previous secret, when one is set."""
@@ -69,7 +71,7 @@ class SessionKeys:
             return None
         mac = self._previous.copy()
         mac.update(session_id.encode())
-        return mac.hexdigest()
+        return mac.hexdigest()[:KEY_DIGITS]
 
     def seal(self, session_id: str, key: str) -> str:
         """The id encrypted for the row keyed `key` (a fresh nonce each time)."""

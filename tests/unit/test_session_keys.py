@@ -26,7 +26,7 @@ def test_a_key_is_the_hmac_of_the_id_not_the_id() -> None:
     keys = SessionKeys(SECRET)
     session_id = new_session_id()
     key = keys.key(session_id)
-    assert len(key) == 64 and int(key, 16) >= 0
+    assert len(key) == 32 and int(key, 16) >= 0
     assert session_id not in key
     assert keys.key(session_id) == key  # the same every time: one lookup
     assert SessionKeys(OTHER).key(session_id) != key
