@@ -41,7 +41,8 @@ WORKDIR /var/lib/statebridge
 USER statebridge:statebridge
 EXPOSE 8000 3001 3002
 
-# Ready = the app can reach its database and Redis; no curl in a slim image, so Python asks.
+# Ready = the app can reach its database (Redis down: still ready, degraded); no curl in a
+# slim image, so Python asks.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('STATEBRIDGE_PORT', '8000'), timeout=4)" || exit 1
 

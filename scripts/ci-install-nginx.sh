@@ -3,6 +3,7 @@
 # proxy the nginx-marked tests start on loopback) and docker-compose (validates the compose
 # files with `docker-compose config`, no Docker engine needed). Does nothing when both exist.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
     if command -v docker-compose >/dev/null 2>&1; then
@@ -10,10 +11,4 @@ if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
     fi
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get -o DPkg::Lock::Timeout=600 update
-$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends nginx docker-compose
+apt_install nginx docker-compose

@@ -2,8 +2,11 @@
 
 - live: the process answers (its event loop turns); never looks at a dependency, so a
   database outage does not get healthy processes restarted.
-- ready: the database and Redis (when configured) answer within STATEBRIDGE_READY_TIMEOUT;
-  otherwise 503 with the status of each component.
+- ready: the database, the source of truth, answers within STATEBRIDGE_READY_TIMEOUT;
+  otherwise 503. Redis (when configured) is checked and reported too, but a Redis down only
+  makes the answer `degraded`: sessions and the catalog are served from the database
+  meanwhile, and taking every instance out of rotation during a Redis failover would be a
+  full outage.
 - metrics: Prometheus text, from this process's counters plus a few gauges (api/gauges.py)
   and the process
   and Python families read now (each worker reports its own process); only
@@ -63,7 +66,7 @@ async def live(services: ServicesDep) -> Response:
     "/health/ready",
     responses={
         **schemas.answers(schemas.Readiness, store=False),
-        503: {"model": schemas.NotReady, "description": "A component is down"},
+        503: {"model": schemas.NotReady, "description": "The database is down"},
     },
 )
 async def ready(services: ServicesDep) -> Response:
@@ -73,14 +76,16 @@ async def ready(services: ServicesDep) -> Response:
         checks["redis"] = check_redis
     results = await asyncio.gather(*(probe(check, services, timeout) for check in checks.values()))
     components = dict(zip(checks, results, strict=True))
+    down = [name for name, result in components.items() if result["status"] != "up"]
     data: dict[str, Any] = {
         "status": "ready",
+        "degraded": "redis" in down,
         "instanceId": services.instance_id,
         "components": components,
     }
-    down = [name for name, result in components.items() if result["status"] != "up"]
-    if not down:
-        return success(data, "Service is ready")
+    if "database" not in down:
+        message = "Service is ready" + (" (degraded: redis is down)" if down else "")
+        return success(data, message)
     data["status"] = "not ready"
     errors = [
         {"field": name, "message": f"{name} is down ({components[name]['error']})"} for name in down

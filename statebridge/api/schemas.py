@@ -422,6 +422,8 @@ class Liveness(Model):
 
 class Readiness(Model):
     status: Literal["ready", "not ready"]
+    # Redis is down: still ready (the database serves what Redis would), at a cost
+    degraded: bool
     instanceId: str
     components: dict[str, Component]
 
@@ -469,7 +471,8 @@ def answers(
 
 
 class NotReady(Model):
-    """/health/ready's 503: the error envelope with the components' status."""
+    """/health/ready's 503 (the database is down): the error envelope with the
+    components' status."""
 
     status: Literal["error"]
     message: str

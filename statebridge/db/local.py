@@ -10,7 +10,9 @@ request's path run here instead, through SQLAlchemy's synchronous engine on one 
 `sqlite3` connection of the process, in the calling (event loop) thread:
 
 - `read(fn)`: `fn(conn)` at once. WAL readers never wait for the writer, so a read blocks
-  the loop for microseconds.
+  the loop for microseconds. `select(statement, params)` (and `select_first`) does the same
+  for one SELECT on the hot path, run on the `sqlite3` connection itself
+  (statebridge/db/rawselect.py).
 - `await write(fn)`: the writes that arrive together run in one `BEGIN IMMEDIATE`
   transaction, and each caller is answered once that transaction has committed. Should one
   fail (a foreign key, say), the batch is rolled back and each write runs again alone, so the
@@ -19,7 +21,7 @@ request's path run here instead, through SQLAlchemy's synchronous engine on one 
   on a worker thread that waits for it, so the loop never does.
 - `write_later(fn)`: the same, without waiting (the sliding expiry of a read).
 
-Nothing here is hand-written SQL: the stores pass the same SQLAlchemy statements as before.
+Nothing here is hand-written SQL: the stores pass SQLAlchemy statements.
 
 Durability is SQLite's in WAL mode with `synchronous=NORMAL`: a committed write survives a
 crash of the application (it is in the WAL file before the commit returns); after a power
@@ -45,9 +47,11 @@ from sqlalchemy.pool import StaticPool
 
 from statebridge.batching import Coalescer
 from statebridge.db.engine import IMMEDIATE, SINGLE_READ, configure_sqlite, json_dumps, sqlite_path
+from statebridge.db.rawselect import RawSelect
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
+Query = sa.Select[Any] | sa.UpdateBase
 LIMIT = 256  # writes per transaction at most
 
 
@@ -76,6 +80,8 @@ class LocalSqlite:
         self._engine: Engine | None = None
         self._waiting: Engine | None = None  # for batches that must wait for another process
         self._batches: Coalescer[Work, Any] = Coalescer(self._run, limit=LIMIT, concurrency=1)
+        self._raw: sqlite3.Connection | None = None
+        self._compiled: dict[int, tuple[Query, RawSelect]] = {}
 
     @property
     def engine(self) -> Engine:
@@ -83,8 +89,59 @@ class LocalSqlite:
         if self._engine is None or self._pid != os.getpid():
             self._engine = sync_engine(self.path, busy_ms=0, static=True)
             self._waiting = None
+            self._raw = None
             self._pid = os.getpid()
         return self._engine
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The `sqlite3` connection under `engine` (its one pooled connection, configured by
+        its connect hook)."""
+        engine = self.engine
+        if self._raw is None:
+            pooled = engine.raw_connection()
+            self._raw = pooled.driver_connection
+            pooled.close()  # back to the static pool: the same connection stays open
+        assert self._raw is not None
+        return self._raw
+
+    def _compiled_for(self, statement: Query) -> RawSelect:
+        """Statements are module constants: compiled once each, kept by identity (with the
+        statement, so that its id is never reused)."""
+        known = self._compiled.get(id(statement))
+        if known is None:
+            known = (statement, RawSelect(statement, self.engine.dialect))
+            self._compiled[id(statement)] = known
+        return known[1]
+
+    async def select(self, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+        """The rows of one SELECT, at once, as `read` gives them."""
+        rows: list[Any] = await self._select(statement, params, first=False)
+        return rows
+
+    async def select_first(self, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
+        """The first row of one SELECT, or None."""
+        return await self._select(statement, params, first=True)
+
+    def rows_in(self, conn: Connection, statement: Query, params: dict[str, Any]) -> list[Any]:
+        """Inside a write (`conn` is the one `write` hands its work): the rows of one
+        statement, run on that connection's `sqlite3` connection."""
+        return self._compiled_for(statement).rows(driver(conn), params)
+
+    def first_in(self, conn: Connection, statement: Query, params: dict[str, Any]) -> Any:
+        """Inside a write: the first row of one statement, or None."""
+        return self._compiled_for(statement).first(driver(conn), params)
+
+    async def _select(self, statement: sa.Select[Any], params: dict[str, Any], first: bool) -> Any:
+        compiled = self._compiled_for(statement)
+        try:
+            with raw_busy_as_busy():
+                return (compiled.first if first else compiled.rows)(self.raw, params)
+        except Busy:  # SQLite could not start at once: wait on a worker thread
+            rows = await asyncio.to_thread(
+                run_read, self.waiting, lambda conn: list(conn.execute(statement, params))
+            )
+        return (rows[0] if rows else None) if first else rows
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` at once; `fn` runs one SELECT (in SQLite's own implicit transaction:
@@ -123,6 +180,7 @@ class LocalSqlite:
             if engine is not None:
                 engine.dispose()
         self._engine = self._waiting = None
+        self._raw = None
 
 
 def run_batch(engine: Engine, batch: list[Work]) -> list[Any]:
@@ -181,16 +239,39 @@ def begin_immediate_sync(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The `sqlite3` connection under a SQLAlchemy one."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        raise TypeError("not a sqlite3 connection")
+    return raw
+
+
 def execute(statement: Any, conn: Connection) -> None:
     """A write with nothing to return (`write(partial(execute, statement))`)."""
     conn.execute(statement)
 
 
+@contextmanager
+def raw_busy_as_busy() -> Iterator[None]:
+    """The same for `sqlite3`'s own exception (a statement on the raw connection), and for
+    SQLAlchemy's (opening that connection)."""
+    try:
+        with busy_as_busy():
+            yield
+    except sqlite3.OperationalError as exc:
+        if _busy_text(exc):
+            raise Busy(str(exc)) from exc
+        raise
+
+
 def _is_busy(exc: OperationalError) -> bool:
     orig = exc.orig
-    return isinstance(orig, sqlite3.OperationalError) and (
-        "locked" in str(orig) or "busy" in str(orig)
-    )
+    return isinstance(orig, sqlite3.OperationalError) and _busy_text(orig)
+
+
+def _busy_text(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _ignore_outcome(future: Any) -> None:

@@ -32,6 +32,7 @@ FAIL_FAST: dict[str, Any] = {
     "socket_timeout": 2.0,
     "health_check_interval": 15,
 }
+REPLICA_WAIT_MS = 100  # a session write's WAIT for a replica (Sentinel, Cluster)
 
 
 def connect_redis(url: str, max_connections: int = 200) -> Redis:
@@ -86,6 +87,12 @@ def sentinel_of(address: RedisAddress) -> Sentinel:
         sentinel_kwargs={**FAIL_FAST, "password": address.sentinel_password},
         socket_connect_timeout=FAIL_FAST["socket_connect_timeout"],
     )
+
+
+def replica_wait_ms(url: str) -> int:
+    """How long a session write waits for a replica to confirm it: REPLICA_WAIT_MS with
+    Sentinel or Cluster (which promote a replica), 0 (never) with one Redis."""
+    return 0 if redis_address(url).kind == "single" else REPLICA_WAIT_MS
 
 
 def is_cluster(redis: Redis) -> bool:

@@ -23,6 +23,7 @@ from statebridge.db.engine import create_engine, sqlite_path
 from statebridge.db.identity import database_id
 from statebridge.db.local import close_local
 from statebridge.db.redisclient import connect_redis as connect_redis
+from statebridge.db.redisclient import replica_wait_ms
 from statebridge.db.sessionkeys import session_keys
 from statebridge.errors import StartupError as StartupError
 from statebridge.observability.sessions import session_event
@@ -197,7 +198,11 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
             redis = connect_redis(settings.redis_url)
             refresh = timedelta(seconds=settings.session_db_refresh)
             store = RedisSessionStore(
-                redis, sql_store(engine, lifetime, grace=refresh, pool=pool), lifetime, refresh
+                redis,
+                sql_store(engine, lifetime, grace=refresh, pool=pool),
+                lifetime,
+                refresh,
+                wait_ms=replica_wait_ms(settings.redis_url),
             )
             await store.adopt_database(await database_id(engine))
             await store.warm()

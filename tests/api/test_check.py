@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +22,9 @@ from starlette.responses import Response
 
 from statebridge.ops.contract import table as c
 from statebridge.ops.contract.shapes import problems
+from tests.support.commands import statebridge
 from tests.support.recordings import TRANSCRIPT
-from tests.support.servers import Server, clean_env, free_port
+from tests.support.servers import Server, free_port
 
 # (server, method, path) of the recorded walk -> the template of its success `data`
 RECORDED_DATA: dict[tuple[str, str, str], Any] = {
@@ -105,13 +105,7 @@ def test_templates_reject_what_breaks_the_contract() -> None:
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "statebridge", "check", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_env({"COLUMNS": "200"}),
-    )
+    return statebridge({"COLUMNS": "200"}, "check", *args)
 
 
 def rows_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ def test_ready_checks_every_component(http: httpx.Client, target: Server) -> Non
     for component in components.values():
         assert component["status"] == "up"
         assert component["latencyMs"] >= 0
+    assert body["data"]["degraded"] is False
 
 
 def test_probes_answer_on_every_face(target: Server) -> None:
@@ -97,22 +98,29 @@ def test_probes_answer_on_every_face(target: Server) -> None:
     assert body["message"] == "Stateless server is healthy"
 
 
-def test_ready_is_503_per_component_when_redis_is_down(
+def test_ready_is_200_and_degraded_when_redis_is_down(
     services_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """Redis down: the instance still serves every route from the database, so it stays
+    ready (a 503 would take every instance out of rotation at once) and says it is degraded;
+    the database down is what makes it not ready."""
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     env = {"DATABASE_URL": services_env["DATABASE_URL"], "REDIS_URL": dead_redis}
     server = Server(env=env, data_dir=tmp_path, args=["--migrate"]).start()
     try:
         response = httpx.get(f"{server.url}/health/ready", timeout=30)
-        body = assert_envelope(response, 503)
-        assert body["message"] == "Service not ready"
-        assert body["errors"] == [{"field": "redis", "message": "redis is down (ConnectionError)"}]
+        body = assert_envelope(response, 200)
+        assert body["message"] == "Service is ready (degraded: redis is down)"
+        assert body["data"]["status"] == "ready"
+        assert body["data"]["degraded"] is True
         components = body["data"]["components"]
         assert components["redis"] == {"status": "down", "error": "ConnectionError"}
         assert components["database"]["status"] == "up"
         # liveness does not depend on Redis
         assert_envelope(httpx.get(f"{server.url}/health/live"), 200)
+        scraped = httpx.get(f"{server.url}/metrics", timeout=30).text
+        assert 'statebridge_dependency_up{dependency="redis"} 0' in scraped
+        assert 'statebridge_dependency_up{dependency="database"} 1' in scraped
     finally:
         server.stop()
 

@@ -19,7 +19,7 @@ import pytest
 from statebridge.client import StatefulClient, StatelessClient
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.docker import Replica, docker
-from tests.support.nginx import NGINX, Proxy, statebridge
+from tests.support.nginx import NGINX, Proxy, new_certs
 from tests.support.recordings import TRANSCRIPT
 from tests.support.transcript import SESSION_ROW, compare, replay_row, reset_seed_preferences
 
@@ -50,10 +50,7 @@ def replicas(image: str, redis_url: str) -> Iterator[list[Replica]]:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    done = statebridge("deploy", "certs", str(directory))
-    assert done.returncode == 0, done.stderr
-    return directory
+    return new_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.servers import clean_env, free_port
+from tests.support import commands
+from tests.support.servers import free_port
 
 NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
 )
+# a rate limit far above what the tests send, so that it never interferes
+NO_LIMIT = ["--rate", "5000r/s", "--burst", "5000"]
 
 
 def installed_version() -> str:
@@ -32,13 +36,15 @@ def installed_version() -> str:
 
 
 def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "statebridge", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env({}),
-        check=False,
-    )
+    return commands.statebridge({}, *args)
+
+
+def new_certs(directory: Path) -> Path:
+    """A development certificate and key made in `directory` (`statebridge deploy certs`)."""
+    done = statebridge("deploy", "certs", str(directory))
+    assert done.returncode == 0, done.stderr
+    assert "created" in done.stdout
+    return directory
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -131,3 +137,14 @@ class Proxy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+@contextlib.contextmanager
+def proxy_to(ports: list[int], prefix: Path, certs: Path) -> Iterator[Proxy]:
+    """A running nginx, without the rate limit, in front of these loopback ports."""
+    upstreams = [f"127.0.0.1:{port}" for port in ports]
+    running = Proxy(prefix=prefix, upstreams=upstreams, certs=certs, limits=NO_LIMIT).start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -13,20 +13,20 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from statebridge.ops.faults.servers import wait_for_port
 from tests.support.servers import free_port
+from tests.support.waiting import wait_until
 
 SERVICE = "statebridge"
 NO_DISK = ["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]
+REDIS_DOWN = (redis.RedisError, OSError)  # what a check may raise while a topology settles
 
 
 def binary(name: str) -> str:
@@ -36,18 +36,10 @@ def binary(name: str) -> str:
     return found
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"{what}: not after {timeout:.0f} s ({last})")
+def in_sync(node: Node) -> bool:
+    """The master has a replica that finished its sync and takes the stream."""
+    info = node.client().info("replication")
+    return any(info.get(f"slave{n}", {}).get("state") == "online" for n in range(4))
 
 
 @dataclass
@@ -125,7 +117,7 @@ class PrivateSentinelSet:
             )
             node = Node(directory, [str(config), "--sentinel"])
             self.sentinels.append(node.start())
-        wait_until(self.ready, 30, "the sentinels did not see the replica and each other")
+        wait_until(self.ready, "the sentinels seeing the replica and each other", 30, REDIS_DOWN)
         return self
 
     def ready(self) -> bool:
@@ -183,17 +175,19 @@ class PrivateCluster:
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        wait_until(self.ready, 30, "the cluster did not come up")
+        wait_until(self.ready, "the cluster up", 30, REDIS_DOWN)
         return self
 
     def ready(self) -> bool:
+        """The cluster is ok, and each primary has its replica in sync (`online`)."""
         for node in self.nodes:
             if not node.alive:
                 continue
             info = node.client().execute_command("CLUSTER INFO")
             if info.get("cluster_state") != "ok":
                 return False
-        return len(self.primaries()) == 3
+        primaries = self.primaries()
+        return len(primaries) == 3 and all(in_sync(node) for node in primaries)
 
     def roles(self) -> dict[int, str]:
         roles = {}

@@ -224,6 +224,26 @@ def test_an_expired_session_is_noticed(browser: Any, demo_server: Server) -> Non
 
 
 @pytest.mark.browser
+def test_the_scale_out_section_lists_each_answer(browser: Any, demo_server: Server) -> None:
+    """ "Send 6 requests" on one instance: seven rows (the session made, then six reads), all
+    answered by it, every read finding the session (behind nginx: test_demo_scale_out_page)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{demo_server.url}/demo")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    instance = httpx.get(f"{demo_server.url}/health").headers["x-instance-id"]
+    page.click("#so-send")
+    expect(page.locator("#so-summary")).to_contain_text("only one instance answered")
+    rows = page.locator("#so-log tbody tr")
+    expect(rows).to_have_count(7)
+    assert [rows.nth(i).get_attribute("data-instance") for i in range(7)] == [instance] * 7
+    assert [rows.nth(i).get_attribute("data-status") for i in range(7)] == ["200"] * 7
+    expect(page.locator("#so-summary")).to_contain_text("Found 6 of 6 times")
+    page.close()
+
+
+@pytest.mark.browser
 def test_page_works_on_a_plain_http_host_name(playwright: Any, demo_server: Server) -> None:
     """Served as http://demo.test (not loopback), the page must still load its script."""
     from playwright.sync_api import expect

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import httpx
 
-from tests.support.servers import Server, clean_env, free_port
+from tests.support.commands import statebridge
+from tests.support.servers import Server, free_port
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "statebridge", "demo", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_env({"COLUMNS": "160"}),
-    )
+    return statebridge({"COLUMNS": "160"}, "demo", *args)
 
 
 def sessions_used(out: str) -> set[str]:

@@ -30,6 +30,7 @@ from statebridge.ops.faults.load import add_to_carts
 from tests.support.envelope import assert_envelope, envelope_problems
 from tests.support.private_services import PrivatePostgres, PrivateRedis, private_stack
 from tests.support.servers import Server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.services]
 UNAVAILABLE = "Service temporarily unavailable"
@@ -134,16 +135,6 @@ def ready(client: httpx.Client) -> httpx.Response:
     return response
 
 
-def wait_until(condition: object, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + RECOVERY
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not recovered within {RECOVERY}s: {what}")
-
-
 def metric(client: httpx.Client, prefix: str) -> float:
     """The sum of the samples whose line starts with `prefix` (a name and some labels)."""
     text = client.get("/metrics").text
@@ -191,18 +182,24 @@ def test_redis_stopped_restarted_and_flushed_loses_nothing(
         sessions += new_sessions(client, 2)
         write_round(client, sessions, ledger)
         verify(client, sessions, ledger)
-        response = ready(client)
-        assert response.status_code == 503
+        response = ready(client)  # still ready: the database serves what Redis would
+        assert response.status_code == 200
+        assert response.json()["data"]["degraded"] is True
         components = response.json()["data"]["components"]
         assert components["redis"]["status"] == "down"
         assert components["database"]["status"] == "up"
-        assert any(item["field"] == "redis" for item in response.json()["errors"])
         assert metric(client, 'statebridge_store_errors_total{store="redis"} ') > errors_before
 
         redis.start()  # back, and empty: no persistence
-        wait_until(lambda: ready(client).status_code == 200, "/health/ready after Redis start")
+        wait_until(
+            lambda: ready(client).json()["data"]["degraded"] is False,
+            "/health/ready not degraded after Redis start",
+            RECOVERY,
+        )
         # without a restart, sessions are read from Redis again (after the 1 s breaker)
-        wait_until(lambda: served_from_redis(client, sessions[0]), "sessions back on Redis")
+        wait_until(
+            lambda: served_from_redis(client, sessions[0]), "sessions back on Redis", RECOVERY
+        )
         write_round(client, sessions, ledger)
         verify(client, sessions, ledger)
 
@@ -249,6 +246,8 @@ def test_postgres_restart_and_crash_answer_503_then_recover(
             assert response.status_code in (200, 503)
         response = ready(client)
         assert response.status_code == 503
+        assert response.json()["data"]["degraded"] is False
+        assert [item["field"] for item in response.json()["errors"]] == ["database"]
         components = response.json()["data"]["components"]
         assert components == {
             "database": {"status": "down", "error": components["database"]["error"]},
@@ -258,13 +257,17 @@ def test_postgres_restart_and_crash_answer_503_then_recover(
         assert metric(client, 'statebridge_store_errors_total{store="database"} ') > 0
 
         postgres.start()
-        wait_until(lambda: ready(client).status_code == 200, "/health/ready after restart")
+        wait_until(
+            lambda: ready(client).status_code == 200, "/health/ready after restart", RECOVERY
+        )
         write_round(client, sessions, ledger)  # no 503 once it is back
         verify(client, sessions, ledger)
 
         postgres.stop("immediate")  # a crash: acknowledged commits must survive recovery
         postgres.start()
-        wait_until(lambda: ready(client).status_code == 200, "/health/ready after a crash")
+        wait_until(
+            lambda: ready(client).status_code == 200, "/health/ready after a crash", RECOVERY
+        )
         write_round(client, sessions, ledger)
         verify(client, sessions, ledger)
         sessions += new_sessions(client, 1)
@@ -409,9 +412,9 @@ def test_sigterm_waits_for_a_body_still_arriving_then_closes_pools(
             time.sleep(0.3)  # the server has the headers: the request is in flight
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
-            wait_until(lambda: "Shutting down" in server.log(), "the stop begins")
+            wait_until(lambda: "Shutting down" in server.log(), "the stop begins", RECOVERY)
             if http_server == "uvicorn":
-                wait_until(lambda: refuses(server.port), "listener closed after SIGTERM")
+                wait_until(lambda: refuses(server.port), "listener closed after SIGTERM", RECOVERY)
             else:  # Granian listens until the bodies arriving are in; it answers, then closes
                 late = get_on_new_connection(server.port, "/health")
                 assert late.startswith(b"HTTP/1.1 200"), late[:300]
@@ -443,7 +446,7 @@ def test_a_second_signal_stops_without_waiting_for_the_body(
             time.sleep(0.3)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
-            wait_until(lambda: "Shutting down" in server.log(), "the stop begins")
+            wait_until(lambda: "Shutting down" in server.log(), "the stop begins", RECOVERY)
             time.sleep(0.5)
             assert server.process.poll() is None  # waiting for the body
             server.process.send_signal(signal.SIGINT)  # Ctrl-C, as a second signal
@@ -471,7 +474,7 @@ def test_sigterm_closes_the_listener_and_answers_a_request_waiting_on_the_databa
             time.sleep(0.3)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
-            wait_until(lambda: refuses(server.port), "listener closed after SIGTERM")
+            wait_until(lambda: refuses(server.port), "listener closed after SIGTERM", RECOVERY)
             assert server.process.poll() is None  # still answering our request
             database.execute("COMMIT")
             answer = read_response(sock)

@@ -1,8 +1,9 @@
 """The alerts of deploy/monitoring fire and resolve in a real Prometheus, which scrapes two real
 statebridge instances on PostgreSQL (a fresh database) and a private Redis:
 
-- Redis killed under session traffic: StatebridgeSessionsFromPostgres and StatebridgeNotReady
-  fire; Redis started again (empty): both resolve;
+- Redis killed under session traffic: StatebridgeSessionsFromPostgres and StatebridgeRedisDown
+  fire, StatebridgeNotReady does not (the instances stay ready); Redis started again (empty):
+  both resolve;
 - one instance killed (SIGKILL): StatebridgeInstanceDown fires; started again: it resolves;
 
 and every panel of the dashboard returns at least one series from that Prometheus.
@@ -38,6 +39,7 @@ from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.private_services import PrivateRedis, wait_for_port
 from tests.support.recordings import ROOT
 from tests.support.servers import Server, free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.monitoring, pytest.mark.faults]
 
@@ -159,16 +161,6 @@ class Traffic:
         self._thread.join(10)
 
 
-def wait_until(check: Callable[[], bool], what: str) -> float:
-    """Seconds until `check()` holds; fails after WAIT."""
-    started = time.monotonic()
-    while time.monotonic() - started < WAIT:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {WAIT:.0f} s")
-
-
 def matching(alerts: list[dict[str, Any]], name: str, **labels: str) -> list[dict[str, Any]]:
     return [
         alert
@@ -246,6 +238,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
             len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] == "up"]) == 2
         ),
         "both instances scraped",
+        WAIT,
     )
     time.sleep(3)  # a few scrapes and evaluations with everything healthy
     # none of the alerts under test before the faults (the SLO alerts may see the first,
@@ -253,6 +246,7 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     under_test = {
         "StatebridgeInstanceDown",
         "StatebridgeNotReady",
+        "StatebridgeRedisDown",
         "StatebridgeSessionsFromPostgres",
     }
     early = [alert for alert in prometheus.alerts() if alert["labels"]["alertname"] in under_test]
@@ -268,20 +262,27 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     fault = time.monotonic()
     for name, labels in (
         ("StatebridgeSessionsFromPostgres", {"reason": "unavailable"}),
-        ("StatebridgeNotReady", {"dependency": "redis"}),
+        ("StatebridgeRedisDown", {"dependency": "redis"}),
     ):
-        wait_until(firing(prometheus, name, **labels), f"{name} firing after Redis was killed")
+        wait_until(
+            firing(prometheus, name, **labels), f"{name} firing after Redis was killed", WAIT
+        )
         figures.append(("Redis killed", name, time.monotonic() - fault))
     for target in targets:  # both instances report it
         wait_until(
-            firing(prometheus, "StatebridgeNotReady", instance=target, dependency="redis"),
-            f"StatebridgeNotReady firing for {target}",
+            firing(prometheus, "StatebridgeRedisDown", instance=target, dependency="redis"),
+            f"StatebridgeRedisDown firing for {target}",
+            WAIT,
         )
+    # the same `for` on the same series: had Redis made the instances not ready, it would be
+    # firing by now
+    names = {alert["labels"]["alertname"] for alert in prometheus.alerts()}
+    assert "StatebridgeNotReady" not in names, names
     note_alerts()
     redis.start()
     repair = time.monotonic()
-    for name in ("StatebridgeNotReady", "StatebridgeSessionsFromPostgres"):
-        wait_until(resolved(prometheus, name, seen), f"{name} resolved after Redis was back")
+    for name in ("StatebridgeRedisDown", "StatebridgeSessionsFromPostgres"):
+        wait_until(resolved(prometheus, name, seen), f"{name} resolved after Redis was back", WAIT)
         figures.append(("Redis started again", name, time.monotonic() - repair))
 
     # -- one instance killed, then started again ----------------------------------------
@@ -289,12 +290,14 @@ def test_alerts_fire_on_faults_and_resolve_on_repair_and_every_panel_has_data(
     victim.stop(signal.SIGKILL)
     fault = time.monotonic()
     down = {"instance": f"127.0.0.1:{victim.port}"}
-    wait_until(firing(prometheus, "StatebridgeInstanceDown", **down), "instance down firing")
+    wait_until(firing(prometheus, "StatebridgeInstanceDown", **down), "instance down firing", WAIT)
     figures.append(("instance SIGKILLed", "StatebridgeInstanceDown", time.monotonic() - fault))
     note_alerts()
     victim.start()
     repair = time.monotonic()
-    wait_until(resolved(prometheus, "StatebridgeInstanceDown", seen), "instance down resolved")
+    wait_until(
+        resolved(prometheus, "StatebridgeInstanceDown", seen), "instance down resolved", WAIT
+    )
     figures.append(("instance started again", "StatebridgeInstanceDown", time.monotonic() - repair))
 
     # -- every dashboard panel returns data ---------------------------------------------

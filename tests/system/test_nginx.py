@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from statebridge.asgi.headers import SECURITY_HEADERS
-from tests.support.nginx import NGINX, Proxy, statebridge
+from tests.support.nginx import NGINX, NO_LIMIT, Proxy, new_certs, proxy_to
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.nginx
@@ -59,11 +59,7 @@ def instance_id(server: Server) -> str:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    done = statebridge("deploy", "certs", str(directory))
-    assert done.returncode == 0, done.stderr
-    assert "created" in done.stdout
-    return directory
+    return new_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +77,9 @@ def proxy(
     instances: list[Server], certs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Proxy]:
     """nginx with a limit far above what these tests send, so it never interferes."""
-    running = Proxy(
-        prefix=tmp_path_factory.mktemp("nginx"),
-        upstreams=[f"127.0.0.1:{server.port}" for server in instances],
-        certs=certs,
-        limits=["--rate", "5000r/s", "--burst", "5000"],
-    ).start()
-    yield running
-    running.stop()
+    ports = [server.port for server in instances]
+    with proxy_to(ports, tmp_path_factory.mktemp("nginx"), certs) as running:
+        yield running
 
 
 @pytest.fixture()
@@ -309,7 +300,7 @@ def echo_proxy(certs: Path, tmp_path: Path) -> Iterator[Proxy]:
         prefix=tmp_path / "nginx",
         upstreams=[f"127.0.0.1:{echo.server_address[1]}"],
         certs=certs,
-        limits=["--rate", "5000r/s", "--burst", "5000"],
+        limits=NO_LIMIT,
     )
     try:
         yield running.start()
@@ -510,7 +501,7 @@ def test_losing_an_instance_loses_no_acknowledged_request(
         prefix=tmp_path / "nginx",
         upstreams=[f"127.0.0.1:{server.port}" for server in pair],
         certs=certs,
-        limits=["--rate", "5000r/s", "--burst", "5000"],
+        limits=NO_LIMIT,
     )
     try:
         running.start()

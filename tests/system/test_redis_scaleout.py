@@ -4,14 +4,18 @@ on private topologies (tests/support/redis_topologies.py).
 For each form: sessions, carts and catalog changes made through one instance are seen
 through the other; then the master (Sentinel) or a primary (Cluster) is SIGKILLed while 20
 sessions add to their carts through both instances, and every add that was answered 200 is
-in the cart afterwards (a ledger). The failover time printed is from the kill until a write
-to Redis succeeds again (a probe of its own, beside the load)."""
+in the cart afterwards and every session answers its last acknowledged data (a ledger).
+The failover time printed is from the kill until a write to Redis succeeds again (a probe of
+its own, beside the load). And a session write the replica missed (it was stopped) is not
+read back stale after the replica is promoted."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -25,16 +29,18 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from statebridge.stores.sessions.redis import live_key
+from statebridge.stores.sessions.redis import bucket_of, live_key, session_key
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.redis_topologies import (
+    REDIS_DOWN,
     SERVICE,
+    Node,
     PrivateCluster,
     PrivateSentinelSet,
     topology,
-    wait_until,
 )
-from tests.support.servers import Server
+from tests.support.servers import Server, stored_key
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.services]
 
@@ -73,6 +79,19 @@ def two_instances(redis_url: str, database: str, root: Path) -> Iterator[list[Se
     finally:
         for server in servers:
             server.stop()
+
+
+@contextlib.contextmanager
+def on_topology(
+    kind: str, database: str, root: Path
+) -> Iterator[tuple[PrivateSentinelSet | PrivateCluster, list[Server], httpx.Client]]:
+    """A private Redis topology of this kind, two instances on it, and a client."""
+    with (
+        topology(kind) as top,
+        two_instances(top.url, database, root) as servers,
+        httpx.Client(timeout=10) as client,
+    ):
+        yield top, servers, client
 
 
 def cache_hits(client: httpx.Client, server: Server, cache: str) -> int:
@@ -134,11 +153,7 @@ def catalog_subscribers(top: PrivateSentinelSet | PrivateCluster) -> int:
 def test_two_instances_share_sessions_carts_and_the_catalog(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         first, second = servers
         sessions = [new_session(client, servers[i % 2]) for i in range(24)]
         for number, session in enumerate(sessions):
@@ -169,6 +184,11 @@ def test_two_instances_share_sessions_carts_and_the_catalog(
             }
             assert len(held) == 3 and all(held.values()), held
             assert sum(held.values()) == len(sessions), held
+        # every master that took session writes was asked to confirm them with a replica
+        masters = top.primaries() if isinstance(top, PrivateCluster) else [top.master]
+        for node in masters:
+            stats = node.client().info("commandstats")
+            assert stats.get("cmdstat_wait", {}).get("calls", 0) > 0, (node.port, stats)
         # every Redis forgets the scripts (as after a restart): they are loaded again, and
         # reads that arrive together (one pipeline of EVALSHAs) are still answered from Redis
         for node in top.data_nodes():
@@ -230,11 +250,7 @@ def kill_the_master(top: PrivateSentinelSet | PrivateCluster) -> str:
 def test_a_failover_under_cart_load_loses_no_acknowledged_add(
     kind: str, database: str, tmp_path: Path
 ) -> None:
-    with (
-        topology(kind) as top,
-        two_instances(top.url, database, tmp_path) as servers,
-        httpx.Client(timeout=10) as client,
-    ):
+    with on_topology(kind, database, tmp_path) as (top, servers, client):
         sessions = [new_session(client, servers[i % 2]) for i in range(SESSIONS)]
         acked: collections.Counter[tuple[str, str]] = collections.Counter()
         unsure: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -287,7 +303,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
             time.sleep(KILL_AFTER)
             key = kill_the_master(top)
             killed = time.monotonic()
-            wait_until(lambda: probe_write(top, key), 30, "Redis took no write after the kill")
+            wait_until(
+                lambda: probe_write(top, key), "a write to Redis after the kill", 30, REDIS_DOWN
+            )
             failover = time.monotonic() - killed
             time.sleep(max(0.0, LOAD_SECONDS - KILL_AFTER - failover))
         finally:
@@ -319,7 +337,9 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
         assert sum(acked.values()) > 100, outcomes
 
         # Redis is used again: sessions answered from it, the catalog subscription back
-        wait_until(lambda: catalog_subscribers(top) >= 2, 10, "the catalog did not resubscribe")
+        wait_until(
+            lambda: catalog_subscribers(top) >= 2, "the catalog resubscribed", 10, REDIS_DOWN
+        )
         hits = [cache_hits(client, server, "sessions") for server in servers]
         for session in sessions:
             for server in servers:
@@ -327,6 +347,86 @@ def test_a_failover_under_cart_load_loses_no_acknowledged_add(
         after = [cache_hits(client, server, "sessions") for server in servers]
         assert all(a > h for a, h in zip(after, hits, strict=True)), (hits, after)
         catalog_change_reaches(client, servers, sessions[0])
+
+
+def put_data(client: httpx.Client, server: Server, session: str, data: dict[str, int]) -> None:
+    answer = client.put(
+        f"{server.stateful_url}/session", headers={"Session-ID": session}, json={"data": data}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def session_data(client: httpx.Client, server: Server, session: str) -> object:
+    answer = client.get(f"{server.stateful_url}/session", headers={"Session-ID": session})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["session"]["data"]
+
+
+def master_and_replica(top: PrivateSentinelSet | PrivateCluster, key: str) -> tuple[Node, Node]:
+    """The master holding `key` and its replica."""
+    if isinstance(top, PrivateSentinelSet):
+        return top.master, top.replica
+    nodes = [ClusterNode("127.0.0.1", node.port) for node in top.nodes]
+    cluster = RedisCluster(startup_nodes=nodes)
+    port = cluster.get_node_from_key(key).port
+    cluster.close()
+    master = next(node for node in top.nodes if node.port == port)
+    replica_port = int(master.client().info("replication")["slave0"]["port"])
+    return master, next(node for node in top.nodes if node.port == replica_port)
+
+
+def reader_of(node: Node) -> redis.Redis:
+    """One connection to `node` that may read a cluster replica's keys (READONLY)."""
+    client = redis.Redis(host="127.0.0.1", port=node.port, single_connection_client=True)
+    with contextlib.suppress(redis.ResponseError):  # not in cluster mode
+        client.execute_command("READONLY")
+    return client
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_write_the_replica_missed_is_not_read_back_stale_after_a_failover(
+    kind: str, database: str, tmp_path: Path
+) -> None:
+    """The replica stops taking the replication stream (SIGSTOP, then 32 MB of other writes
+    fill the link, so what follows stays in the master's output buffer); a session write is
+    still acknowledged, its key dropped from the master since no replica confirmed it; the
+    master is SIGKILLed and the replica, holding the session's previous snapshot, promoted.
+    Both instances then answer the last acknowledged data."""
+    with on_topology(kind, database, tmp_path) as (top, (writer, reader), client):
+        session = new_session(client, writer)
+        stored = stored_key(session, {"DATABASE_URL": database}, tmp_path)
+        key = session_key(stored)
+        filler = f"filler:{{{bucket_of(stored)}}}"  # on the session's master
+        master_node, replica_node = master_and_replica(top, key)
+        put_data(client, writer, session, {"v": 1})
+        replica = reader_of(replica_node)
+        # the write was answered once the replica had it (WAIT)
+        assert replica.hget(key, "data") == b'{"v":1}'
+        assert session_data(client, reader, session) == {"v": 1}
+
+        master = master_node.client()
+        assert replica_node.process is not None
+        os.kill(replica_node.process.pid, signal.SIGSTOP)
+        try:
+            master.set(filler, b"x" * (32 << 20))
+            put_data(client, writer, session, {"v": 2})
+            assert master.exists(key) == 0, "the unconfirmed snapshot was kept on the master"
+            master_node.kill()
+        finally:
+            os.kill(replica_node.process.pid, signal.SIGCONT)
+        wait_until(
+            lambda: replica.info("replication")["role"] == "master",
+            "the replica promoted",
+            30,
+            REDIS_DOWN,
+        )
+        assert replica.exists(filler) == 0, "the replica took the stream after all"
+        # the writer drops what it could not confirm from the new master, unasked
+        wait_until(lambda: replica.exists(key) == 0, "the old snapshot dropped", 30, REDIS_DOWN)
+        assert session_data(client, reader, session) == {"v": 2}
+        assert session_data(client, writer, session) == {"v": 2}
+        replica.close()
+        master.close()
 
 
 def test_redis_commands_and_bytes_per_request_and_per_live_session(

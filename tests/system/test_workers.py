@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -17,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.servers import Server
+from tests.support.waiting import wait_until
 
 HTTP_SERVERS = ["granian", "uvicorn"]
 
@@ -45,16 +44,6 @@ def replaced(parent: int, known: frozenset[int]) -> set[int]:
 
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def fresh_gets(url: str, count: int) -> list[httpx.Response]:

@@ -25,14 +25,13 @@ from statebridge.ops.deploy.nginx import (
     render,
 )
 from statebridge.runtime import granian as granian_server
-from tests.support.nginx import installed_version
+from tests.support.nginx import NGINX, installed_version, statebridge
 from tests.support.servers import Server, clean_env, free_port
 
 pytestmark = pytest.mark.nginx
 
 from tests.support.recordings import ROOT  # noqa: E402
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 COMPOSE = shutil.which("docker-compose")
 PROD_ENV = {
     "POSTGRES_USER": "sb_user",
@@ -40,16 +39,6 @@ PROD_ENV = {
     "REDIS_PASSWORD": "r-s3",
     "STATEBRIDGE_SESSION_SECRET": "s" * 32,
 }
-
-
-def statebridge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "statebridge", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env({}),
-        check=False,
-    )
 
 
 # --- nginx renders -----------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not() 
         for check in case.get("alert_rule_test", []):
             (fired if check["exp_alerts"] else quiet).add(check["alertname"])
     names = {rule["alert"] for rule in alerts()}
-    assert len(names) == 11
+    assert len(names) == 12
     assert names - fired == set()
     assert names - quiet == set()
 

@@ -34,8 +34,8 @@ from statebridge.db import schema
 from statebridge.db.backups import record_backup
 from statebridge.db.tables import counters, products, sessions, shopping_carts, users
 from statebridge.ops.archive import live
-from statebridge.ops.archive.export import count, output, snapshot
-from statebridge.ops.migrate.database import open_engine, require_schema
+from statebridge.ops.archive.export import count, output, read_source
+from statebridge.ops.migrate.database import open_engine
 from statebridge.ops.migrate.progress import Bars
 from statebridge.ops.migrate.records import MASK
 from statebridge.timeutil import utcnow
@@ -158,54 +158,43 @@ async def backup(
     bars = bars or Bars(enabled=False)
     started = time.perf_counter()
     report = BackupReport(str(out))
-    redis = live.connect(settings)
-    try:
-        overlay = live.overlay(settings, redis)
-        if overlay is not None:
-            await overlay.start()
-        grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)
-        alive = LiveSessions(overlay, grace, now or utcnow())
-        async with open_engine(settings) as engine:
-            await require_schema(engine, settings, may_upgrade=False)
-            async with engine.connect() as plain:
-                conn = await snapshot(plain)
-                with output(out) as stream:
+    async with open_engine(settings) as engine:
+        async with read_source(settings, engine) as source:
+            conn, redis = source.conn, source.redis
+            alive = LiveSessions(source.overlay, source.grace, now or utcnow())
+            with output(out) as stream:
 
-                    def line(value: Any) -> None:
-                        stream.write(orjson.dumps(value) + b"\n")
+                def line(value: Any) -> None:
+                    stream.write(orjson.dumps(value) + b"\n")
 
-                    line(
-                        {
-                            "format": FORMAT,
-                            "version": VERSION,
-                            "revision": schema.head_revision(),
-                            "createdAt": utcnow().isoformat(),
-                            "database": engine.dialect.name,
-                        }
-                    )
-                    for table in TABLES:
-                        total = await alive.expected(conn, table)
-                        advance = bars.counter(f"backing up {table.name}", total)
-                        line({"table": table.name, "columns": list(table.c.keys()), "rows": total})
-                        summary = TableSummary(table.name)
-                        async for row in table_rows(conn, table, alive):
-                            line(row)
-                            summary.rows += 1
-                            summary.checksum += checksum_of(row)
-                            if summary.rows % 1000 == 0:
-                                advance(1000)
-                        line(summary.end_line())
-                        report.tables.append(summary)
-                    if redis is not None:
-                        report.redis_counters = await redis_counters(redis)
-                    line({"redis_counters": report.redis_counters})
-                    line({"end_of_backup": True, "tables": len(TABLES)})
-                await conn.rollback()
-            async with engine.begin() as recording:
-                await record_backup(recording, time.time())
-    finally:
-        if redis is not None:
-            await redis.aclose()
+                line(
+                    {
+                        "format": FORMAT,
+                        "version": VERSION,
+                        "revision": schema.head_revision(),
+                        "createdAt": utcnow().isoformat(),
+                        "database": engine.dialect.name,
+                    }
+                )
+                for table in TABLES:
+                    total = await alive.expected(conn, table)
+                    advance = bars.counter(f"backing up {table.name}", total)
+                    line({"table": table.name, "columns": list(table.c.keys()), "rows": total})
+                    summary = TableSummary(table.name)
+                    async for row in table_rows(conn, table, alive):
+                        line(row)
+                        summary.rows += 1
+                        summary.checksum += checksum_of(row)
+                        if summary.rows % 1000 == 0:
+                            advance(1000)
+                    line(summary.end_line())
+                    report.tables.append(summary)
+                if redis is not None:
+                    report.redis_counters = await redis_counters(redis)
+                line({"redis_counters": report.redis_counters})
+                line({"end_of_backup": True, "tables": len(TABLES)})
+        async with engine.begin() as recording:
+            await record_backup(recording, time.time())
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -16,8 +16,8 @@ import gzip
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import IO, Any
 import orjson
 import sqlalchemy as sa
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.catalog.repository import product_record, user_record
 from statebridge.config import Settings
@@ -143,6 +143,37 @@ def cart_record(session_id: str, items: list[CartItem]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Source:
+    """What the export and the backup read: one consistent view of the database, and the
+    servers' Redis (live sessions' times, counters) when they keep sessions there."""
+
+    conn: AsyncConnection
+    redis: Redis | None
+    overlay: live.RedisOverlay | None
+    grace: timedelta  # how far the table's session expiries may lag Redis's
+
+
+@asynccontextmanager
+async def read_source(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Source]:
+    """Redis reached first (one line when it is configured and down), then the migrated
+    schema required and one snapshot taken; rolled back and closed at the end."""
+    redis = live.connect(settings)
+    try:
+        overlay = live.overlay(settings, redis)
+        if overlay is not None:
+            await overlay.start()
+        grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)
+        await require_schema(engine, settings, may_upgrade=False)
+        async with engine.connect() as plain:
+            conn = await snapshot(plain)
+            yield Source(conn, redis, overlay, grace)
+            await conn.rollback()
+    finally:
+        if redis is not None:
+            await redis.aclose()
+
+
 async def snapshot(conn: AsyncConnection) -> AsyncConnection:
     """One consistent view of every table for the rest of the transaction."""
     if conn.dialect.name == "postgresql":
@@ -171,44 +202,29 @@ async def export_phase1(
     bars = bars or Bars(enabled=False)
     started = time.perf_counter()
     report = ExportReport(str(out))
-    redis = live.connect(settings)
-    try:
-        overlay = live.overlay(settings, redis)
-        if overlay is not None:
-            await overlay.start()
-        grace = timedelta(seconds=settings.session_db_refresh) if redis else timedelta(0)
-        async with open_engine(settings) as engine:
-            await require_schema(engine, settings, may_upgrade=False)
-            try:
-                keys = session_keys(settings)
-            except ValueError as exc:
-                raise MigrateError(str(exc)) from None
-            async with engine.connect() as plain:
-                conn = await snapshot(plain)
-                with output(out) as stream:
-                    writer = JsonWriter(stream)
-                    await write_all(conn, writer, overlay, grace, now, report, redis, bars, keys)
-                    writer.scalar("exportedAt", js_iso(now))
-                    writer.end()
-                await conn.rollback()
-    finally:
-        if redis is not None:
-            await redis.aclose()
+    async with open_engine(settings) as engine, read_source(settings, engine) as source:
+        try:  # once the database is found: no secret is made beside a missing one
+            keys = session_keys(settings)
+        except ValueError as exc:
+            raise MigrateError(str(exc)) from None
+        with output(out) as stream:
+            writer = JsonWriter(stream)
+            await write_all(writer, source, now, report, bars, keys)
+            writer.scalar("exportedAt", js_iso(now))
+            writer.end()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
 async def write_all(
-    conn: AsyncConnection,
     writer: JsonWriter,
-    overlay: live.RedisOverlay | None,
-    grace: timedelta,
+    source: Source,
     now: datetime,
     report: ExportReport,
-    redis: Redis | None,
     bars: Bars,
     keys: SessionKeys,
 ) -> None:
+    conn = source.conn
     for key, table, record in (
         ("users", users, user_record),
         ("products", products, product_record),
@@ -225,7 +241,7 @@ async def write_all(
     exported: dict[str, str] = {}  # the key a session is kept under -> its id
     writer.open_array("sessions")
     advance = bars.counter("exporting live sessions", None)
-    async for batch in live.session_batches(conn, overlay, grace, now):
+    async for batch in live.session_batches(conn, source.overlay, source.grace, now):
         for session in batch:
             session_id = keys.open(session.sealed, session.id)
             if session_id is None:
@@ -239,7 +255,7 @@ async def write_all(
     writer.open_array("carts")
     await write_carts(conn, writer, exported, report, bars.counter("exporting carts", None))
     writer.close_array()
-    report.request_count = await request_count(conn, redis)
+    report.request_count = await request_count(conn, source.redis)
     writer.scalar("requestCount", report.request_count)
 
 

@@ -4,14 +4,13 @@ commit, statebridge/db/local.py); a read is a plain SELECT on the loop's own con
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
 
 from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import shopping_carts
@@ -56,37 +55,37 @@ class SqliteCartStore(CartStore):
         return local_sqlite(self.engine)
 
     def _lines(self, conn: Connection, session_id: str) -> list[Any]:
-        return list(conn.execute(LINES_OF, {"sid": session_id}))
+        return self.local.rows_in(conn, LINES_OF, {"sid": session_id})
 
     async def items(
         self, session_id: str, started: Awaitable[list[Line]] | None = None
     ) -> list[CartItem]:
         if started is not None:
             return await self._items(await started)
-        return await self._items(await self.local.read(partial(self._lines, session_id=session_id)))
+        return await self._items(await self.local.select(LINES_OF, {"sid": session_id}))
 
     async def add(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
         params = {"sid": session_id, "pid": product_id, "qty": quantity, "now": utcnow()}
 
         def work(conn: Connection) -> list[Any]:
-            conn.execute(ADD_LINE, params)
+            self.local.rows_in(conn, ADD_LINE, params)
             return self._lines(conn, session_id)
 
         try:
             lines = await self.local.write(work)
-        except IntegrityError as exc:  # the only constraints left are the foreign keys
+        except sqlite3.IntegrityError as exc:  # the only constraints left are the foreign keys
             raise SessionGone(session_id) from exc
         return await self._items(lines)
 
     async def remove(self, session_id: str, product_id: str) -> list[CartItem]:
         def work(conn: Connection) -> list[Any]:
-            conn.execute(REMOVE_LINE, {"sid": session_id, "pid": product_id})
+            self.local.rows_in(conn, REMOVE_LINE, {"sid": session_id, "pid": product_id})
             return self._lines(conn, session_id)
 
         return await self._items(await self.local.write(work))
 
     async def clear(self, session_id: str) -> None:
         def work(conn: Connection) -> None:
-            conn.execute(CLEAR, {"sid": session_id})
+            self.local.rows_in(conn, CLEAR, {"sid": session_id})
 
         await self.local.write(work)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from statebridge.stores.unavailable import StoreUnavailable as StoreUnavailable
-from statebridge.timeutil import js_iso
+from statebridge.timeutil import js_iso, utcnow
 
 SESSION_ID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -93,6 +93,18 @@ class Lifetime:
     def first_expiry(self, now: datetime) -> tuple[datetime, datetime]:
         hard = now + self.maximum
         return min(now + self.idle, hard), hard
+
+    def new_session(
+        self, user_id: str, data: dict[str, Any], client: Client, new: NewId | None = None
+    ) -> Session:
+        """A session made now, under `new` (its key and sealed id) or a fresh id, with a
+        copy of `data`."""
+        now = utcnow()
+        expires, hard = self.first_expiry(now)
+        session_id, sealed = (new.key, new.sealed) if new else (new_session_id(), None)
+        session = Session(session_id, user_id, dict(data), now, now, expires, hard, 0, client)
+        session.sealed = sealed
+        return session
 
     def next_expiry(self, now: datetime, hard: datetime | None) -> datetime:
         sliding = now + self.idle

@@ -79,11 +79,7 @@ class MemorySessionStore:
         client: Client = Client(),
         new: NewId | None = None,
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session_id = new.key if new else new_session_id()
-        session = Session(session_id, user_id, dict(data), now, now, expires, hard)
-        session.client = client
+        session = self.lifetime.new_session(user_id, data, client, new)
         self.sessions[session.id] = session
         self._index(session)
         return replace(session, data=dict(session.data))

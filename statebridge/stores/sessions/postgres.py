@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.batching import Coalescer, rounds
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
 from statebridge.stores.sessions.sql import SWEEP_LOCK, SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -131,12 +131,7 @@ class PostgresSessionStore(SqlSessionStore):
         client: Client = Client(),
         new: NewId | None = None,
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session_id = new.key if new else new_session_id()
-        session = Session(session_id, user_id, dict(data), now, now, expires, hard)
-        session.client = client
-        session.sealed = new.sealed if new else None
+        session = self.lifetime.new_session(user_id, data, client, new)
         await self._creates.submit(session)
         return session
 

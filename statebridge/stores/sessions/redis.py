@@ -30,7 +30,14 @@ again from PostgreSQL in the background (a Redis lock keeps it to one; the marke
 `sessions:epoch` says that it was done); that only saves the first reads their PostgreSQL
 round trip and brings the live-session count back, correctness does not depend on it.
 When Redis is unreachable every verb falls back to PostgreSQL, and the keys written
-meanwhile are dropped from Redis when it returns.
+meanwhile are dropped from Redis when it returns (by a background task, without waiting for
+a request, since until then another instance could read their previous snapshot).
+
+With a topology that fails over (Sentinel, Cluster; `wait_ms` > 0) every snapshot and
+tombstone waits for a replica to confirm it before the request is answered, and a key no
+replica took is dropped, so that a promoted replica does not go on answering a session's
+previous snapshot (replicas.py; docs/scaling.md, "A write the replica missed", says what
+is left).
 
 Every key a script, transaction or multi-key command touches shares one Redis Cluster hash
 slot: a session belongs to one of BUCKETS buckets (a CRC32 of its id), and its hash and its
@@ -67,6 +74,7 @@ from redis.exceptions import NoScriptError, RedisError
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
 from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
+from statebridge.stores.sessions.replicas import Replicas
 from statebridge.stores.sessions.sql import SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -177,9 +185,16 @@ async def drop_session_keys(redis: Redis) -> int:
 
 class RedisSessionStore:
     def __init__(
-        self, redis: Redis, sql: SqlSessionStore, lifetime: Lifetime, refresh: timedelta
+        self,
+        redis: Redis,
+        sql: SqlSessionStore,
+        lifetime: Lifetime,
+        refresh: timedelta,
+        wait_ms: int = 0,
     ) -> None:
         self.redis = redis
+        # a replica confirms each write (Sentinel, Cluster); None for one Redis
+        self.replicas = Replicas(redis, wait_ms) if wait_ms > 0 else None
         self.sql = sql
         self.lifetime = lifetime
         self.refresh_ms = int(refresh / timedelta(milliseconds=1))
@@ -195,6 +210,7 @@ class RedisSessionStore:
         self._down_until = 0.0
         self._dirty: set[str] = set()
         self._warming: asyncio.Task[int] | None = None
+        self._flushing: asyncio.Task[None] | None = None
         self._refreshing: dict[str, asyncio.Future[None]] = {}  # session id -> its refresh
         self._refreshes: Coalescer[Session, None] = Coalescer(self._refresh_many)
 
@@ -207,26 +223,54 @@ class RedisSessionStore:
     def _failed(self, exc: Exception, session_id: str | None = None) -> None:
         METRICS.store_error("redis")
         if session_id:
-            self._dirty.add(session_id)
+            self._mark_dirty(session_id)
         if self._down_until == 0.0:
             log.warning("Redis unavailable (%s); serving sessions from PostgreSQL", exc)
         self._down_until = time.monotonic() + 1.0
 
+    def _mark_dirty(self, session_id: str) -> None:
+        self._dirty.add(session_id)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_dirty())
+
     async def _recovered(self) -> None:
         if self._down_until == 0.0:
             return
+        await self._drop_dirty()
         self._down_until = 0.0
         log.warning("Redis is back; sessions served from Redis again")
-        if self._dirty:  # forgotten only once gone (in a cluster, a node may still be away)
-            stale = list(self._dirty)
-            await unlink_each(self.redis, [session_key(session_id) for session_id in stale])
-            self._dirty.difference_update(stale)
+
+    async def _drop_dirty(self) -> None:
+        """Drop the keys whose write failed; forgotten only once gone (in a cluster, a node
+        may still be away; with replicas, a replica must have taken the drop)."""
+        if not self._dirty:
+            return
+        stale = list(self._dirty)
+        keys = [session_key(session_id) for session_id in stale]
+        if self.replicas is not None:
+            await self.replicas.drop(keys)
+        else:
+            await unlink_each(self.redis, keys)
+        self._dirty.difference_update(stale)
+
+    async def _flush_dirty(self) -> None:
+        """Once Redis answers again, drop the keys written while it failed, without waiting
+        for a request to this instance."""
+        while self._dirty:
+            await asyncio.sleep(max(0.1, self._down_until - time.monotonic()))
+            try:
+                if self._down_until == 0.0:
+                    await self._drop_dirty()
+                else:
+                    await self._recovered()
+            except RedisError as exc:
+                self._failed(exc)
 
     # -- cache plumbing ---------------------------------------------------------------
 
     async def _cache(self, session: Session, db_expires: datetime | None = None) -> None:
         if not self.available:
-            self._dirty.add(session.id)
+            self._mark_dirty(session.id)
             return
         try:
             await self._snapshots.submit((session, db_expires))
@@ -234,21 +278,35 @@ class RedisSessionStore:
         except RedisError as exc:
             self._failed(exc, session.id)
 
-    async def _scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+    async def _scripts(
+        self, calls: list[tuple[Any, list[str], list[Any]]], confirm: bool = False
+    ) -> list[Any]:
         """Run (script, keys, args) calls in one round trip: one EVALSHA alone, several in a
         pipeline (EVALSHA queued as it is: redis-py's script-aware pipeline would first ask
         SCRIPT EXISTS, a round trip more). A Redis that answers NOSCRIPT (restarted, or a
         replica just promoted) gets the scripts loaded again, on every primary of a cluster,
-        and the calls are sent once more: each is idempotent."""
-        if len(calls) == 1:  # redis-py's Script loads itself again after NOSCRIPT
+        and the calls are sent once more: each is idempotent.
+
+        `confirm` (writes, with replicas): the pipeline ends with a WAIT per master, and the
+        keys (each call's first) no replica took are dropped (replicas.py)."""
+        replicas = self.replicas if confirm else None
+        if len(calls) == 1 and replicas is None:  # Script loads itself again after NOSCRIPT
             script, keys, args = calls[0]
             return [await script(keys=keys, args=args)]
+        first = [keys[0] for _, keys, _ in calls]
         for attempt in (1, 2):
             try:
+                targets = await replicas.targets(first) if replicas else []
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for script, keys, args in calls:
                         pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    return list(await pipe.execute())
+                    if replicas is not None:
+                        replicas.queue_waits(pipe, targets)
+                    replies = list(await pipe.execute())
+                if replicas is not None:
+                    short = replicas.unconfirmed(targets, replies[len(calls) :])
+                    await replicas.drop([first[i] for i in short])
+                return replies[: len(calls)]
             except NoScriptError:
                 if attempt == 2:
                     raise
@@ -263,7 +321,8 @@ class RedisSessionStore:
         return self._snapshot, keys, self._snapshot_args(session, db_expires)
 
     async def _snapshot_many(self, batch: list[tuple[Session, datetime | None]]) -> list[None]:
-        await self._scripts([self._snapshot_call(session, when) for session, when in batch])
+        calls = [self._snapshot_call(session, when) for session, when in batch]
+        await self._scripts(calls, confirm=True)
         return [None] * len(batch)
 
     def _snapshot_args(self, session: Session, db_expires: datetime | None = None) -> list[Any]:
@@ -404,7 +463,7 @@ class RedisSessionStore:
             lagged = replace(session, expires_at=latest)
             calls.append(self._snapshot_call(lagged, session.expires_at))
         if calls:
-            await self._scripts(calls)
+            await self._scripts(calls, confirm=True)
         return len(sessions)
 
     async def adopt_database(self, database_id: str) -> int:
@@ -517,7 +576,7 @@ class RedisSessionStore:
                 for sid in part
             ]
             try:
-                await self._scripts(calls)
+                await self._scripts(calls, confirm=True)
             except RedisError as exc:
                 for session_id in part:
                     self._failed(exc, session_id)
@@ -589,8 +648,9 @@ class RedisSessionStore:
         return removed
 
     async def close(self) -> None:
-        if self._warming is not None and not self._warming.done():
-            self._warming.cancel()
+        for task in (self._warming, self._flushing):
+            if task is not None and not task.done():
+                task.cancel()
         if self._refreshing:  # a moment for refreshes in flight, then they are dropped
             await asyncio.wait(list(self._refreshing.values()), timeout=2.0)
         await self.redis.aclose()

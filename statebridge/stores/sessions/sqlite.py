@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from statebridge.db.local import LocalSqlite, execute, local_sqlite
+from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Client, NewId, Session, new_session_id
+from statebridge.stores.sessions.base import Client, NewId, Session
 from statebridge.stores.sessions.sql import (
     COLUMNS,
     REFRESH,
@@ -34,6 +34,18 @@ LIVE = sa.and_(
     sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > sa.bindparam("now")),
 )
 LIVE_BY_ID = sa.select(*COLUMNS).where(LIVE)
+INSERT_ONE = sa.insert(sessions).values(
+    id=sa.bindparam("sid"),
+    user_id=sa.bindparam("user_id"),
+    data=sa.bindparam("new_data", type_=sessions.c.data.type),
+    created_at=sa.bindparam("created_at"),
+    last_accessed=sa.bindparam("created_at"),
+    expires_at=sa.bindparam("expires"),
+    max_expires_at=sa.bindparam("hard"),
+    client_address=sa.bindparam("address"),
+    user_agent=sa.bindparam("agent"),
+    sealed_id=sa.bindparam("sealed"),
+)
 DATA_BY_ID = sa.select(sessions.c.data).where(LIVE)
 # the new data, the expiry slid (never past the absolute end), the version bumped
 WRITE_BY_ID = (
@@ -76,24 +88,19 @@ class SqliteSessionStore(SqlSessionStore):
         client: Client = Client(),
         new: NewId | None = None,
     ) -> Session:
-        now = utcnow()
-        expires, hard = self.lifetime.first_expiry(now)
-        session_id = new.key if new else new_session_id()
-        session = Session(session_id, user_id, dict(data), now, now, expires, hard)
-        session.client = client
-        statement = sa.insert(sessions).values(
-            id=session.id,
-            user_id=user_id,
-            data=session.data,
-            created_at=now,
-            last_accessed=now,
-            expires_at=expires,
-            max_expires_at=hard,
-            client_address=client.address,
-            user_agent=client.user_agent,
-            sealed_id=new.sealed if new else None,
-        )
-        await self.local.write(partial(execute, statement))
+        session = self.lifetime.new_session(user_id, data, client, new)
+        params = {
+            "sid": session.id,
+            "user_id": user_id,
+            "new_data": session.data,
+            "created_at": session.created_at,
+            "expires": session.expires_at,
+            "hard": session.max_expires_at,
+            "address": client.address,
+            "agent": client.user_agent,
+            "sealed": session.sealed,
+        }
+        await self.local.write(partial(self.local.rows_in, statement=INSERT_ONE, params=params))
         return session
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
@@ -102,7 +109,7 @@ class SqliteSessionStore(SqlSessionStore):
         later one)."""
         now = utcnow()
         params = {"sid": session_id, "now": now, "after": now if strict else now - self.grace}
-        row = await self.local.read(lambda conn: conn.execute(LIVE_BY_ID, params).first())
+        row = await self.local.select_first(LIVE_BY_ID, params)
         if row is None:
             return None
         session = session_from_row(row)
@@ -144,12 +151,11 @@ class SqliteSessionStore(SqlSessionStore):
     ) -> Session | None:
         """Read the live session's data, write `change(data)` back: None if not live."""
         params = self._params(session_id)
-        row = conn.execute(DATA_BY_ID, params).first()
+        row = self.local.first_in(conn, DATA_BY_ID, params)
         if row is None:
             return None
-        written = conn.execute(
-            WRITE_BY_ID, {**params, "new_data": change(dict(row.data or {}))}
-        ).first()
+        params["new_data"] = change(dict(row.data or {}))
+        written = self.local.first_in(conn, WRITE_BY_ID, params)
         return session_from_row(written) if written else None
 
     async def update(self, session_id: str, patch: dict[str, Any]) -> Session | None:

@@ -6,6 +6,7 @@
   const API = { stateless: "/api/stateless", stateful: "/api/stateful" };
   const STORAGE_KEY = "statebridge-demo-session";
   const LOG_LENGTH = 6;
+  const SCALE_OUT_READS = 6;
 
   const $ = (id) => document.getElementById(id);
   const seen = new Set();
@@ -18,31 +19,42 @@
     }
   }
 
-  function showInstance(side, instance) {
+  // The instance that answered (X-Instance-ID), added to the instances seen; `label`, when
+  // given, is the element that shows it.
+  function showInstance(label, instance) {
     if (!instance) return;
-    $(side === "stateless" ? "sl-instance" : "sf-instance").textContent = instance;
+    if (label) $(label).textContent = instance;
     seen.add(instance);
     $("instances").textContent = Array.from(seen).sort().join(", ");
   }
 
-  // One request; resolves to {envelope, headers}, rejects with ApiError on an error status.
-  async function call(side, method, path, body) {
+  // One request, whatever its status; resolves to {response, envelope, instance} (envelope
+  // null when the body is not JSON).
+  async function send(side, method, path, body, sessionId) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (side === "stateful" && state.sessionId) headers["Session-ID"] = state.sessionId;
+    if (sessionId) headers["Session-ID"] = sessionId;
     const response = await fetch(API[side] + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });
-    showInstance(side, response.headers.get("X-Instance-ID"));
     let envelope = null;
     try {
       envelope = await response.json();
     } catch (_) {
       envelope = null;
     }
+    return { response, envelope, instance: response.headers.get("X-Instance-ID") || "?" };
+  }
+
+  // One request of a panel; resolves to {envelope, headers}, rejects with ApiError on an
+  // error status.
+  async function call(side, method, path, body) {
+    const sessionId = side === "stateful" ? state.sessionId : null;
+    const { response, envelope, instance } = await send(side, method, path, body, sessionId);
+    showInstance(side === "stateless" ? "sl-instance" : "sf-instance", instance);
     if (!response.ok) {
       const message = envelope && envelope.message ? envelope.message : `HTTP ${response.status}`;
       throw new ApiError(response.status, message);
@@ -241,6 +253,71 @@
     endLocally("Session terminated: the server has forgotten your visits and cart.");
   }
 
+  // ---- scale-out: which instance answered, and did it know the session? ---------------
+
+  function logExchange(number, request, instance, status, verdict) {
+    const row = document.createElement("tr");
+    row.dataset.instance = instance;
+    row.dataset.status = String(status);
+    row.classList.toggle("lost", verdict === "lost");
+    for (const text of [String(number), request, instance, String(status), verdict]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    $("so-log").querySelector("tbody").append(row);
+  }
+
+  function scaleOutSummary(maker, answered, lost) {
+    const found = SCALE_OUT_READS - lost.length;
+    if (answered.size < 2) {
+      return `Found ${found} of ${SCALE_OUT_READS} times, all answered by ${maker}: only one ` +
+        "instance answered. Put two behind nginx to see the difference.";
+    }
+    if (lost.length > 0) {
+      const others = Array.from(new Set(lost)).join(", ");
+      return `Lost ${lost.length} of ${SCALE_OUT_READS} times: ${others} never saw the ` +
+        `session made on ${maker}. Each instance keeps its sessions in its own memory.`;
+    }
+    return `Found ${found} of ${SCALE_OUT_READS} times on ${answered.size} instances: ` +
+      "they share the store that holds the session.";
+  }
+
+  async function sendScaleOut() {
+    const button = $("so-send");
+    const summary = $("so-summary");
+    button.disabled = true;
+    $("so-log").querySelector("tbody").replaceChildren();
+    summary.textContent = "";
+    summary.classList.remove("error");
+    try {
+      const userId = $("sf-user").value || "user001";
+      const body = { userId, data: { startedFrom: "scale-out demo" } };
+      const made = await send("stateful", "POST", "/session", body);
+      if (!made.response.ok) throw new ApiError(made.response.status, made.envelope.message);
+      const sessionId = made.response.headers.get("Session-ID") || made.envelope.data.session.id;
+      showInstance(null, made.instance);
+      logExchange(1, "POST /session", made.instance, made.response.status, "made");
+      const answered = new Set([made.instance]);
+      const lost = [];
+      for (let number = 2; number <= SCALE_OUT_READS + 1; number += 1) {
+        const read = await send("stateful", "GET", "/session", undefined, sessionId);
+        showInstance(null, read.instance);
+        answered.add(read.instance);
+        const status = read.response.status;
+        if (status !== 200) lost.push(read.instance);
+        const verdict = status === 200 ? "found" : status === 401 ? "lost" : "error";
+        logExchange(number, "GET /session", read.instance, status, verdict);
+      }
+      summary.textContent = scaleOutSummary(made.instance, answered, lost);
+    } catch (error) {
+      summary.textContent = `Error: ${error.message}`;
+      summary.classList.add("error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   // ---- start-up ----------------------------------------------------------------------
 
   async function loadCatalog() {
@@ -277,6 +354,7 @@
 
   document.addEventListener("DOMContentLoaded", async () => {
     $("sl-send").addEventListener("click", sendStateless);
+    $("so-send").addEventListener("click", sendScaleOut);
     $("sf-begin").addEventListener("click", () => act(begin));
     $("sf-visit").addEventListener("click", () => act(visit));
     $("sf-clear").addEventListener("click", () => act(clearCart));
