@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -140,6 +140,10 @@ class Settings(BaseSettings):
 
     session_ttl: int = Field(900, ge=1, description="idle seconds before a session expires")
     session_max_lifetime: int = Field(86400, ge=1, description="absolute session lifetime, s")
+    # the key of the HMAC that session ids are kept under (statebridge/db/sessionkeys.py);
+    # _PREVIOUS: the one before a rotation, still accepted for lookups
+    session_secret: SecretStr | None = None
+    session_secret_previous: SecretStr | None = None
     session_db_refresh: int = Field(
         60, ge=1, description="how stale the database copy of expiresAt may get (Redis backend)"
     )
@@ -258,7 +262,8 @@ class Settings(BaseSettings):
         """Why these settings are unfit for production (STATEBRIDGE_ENV=production), or None.
 
         Production never runs on defaulted secrets: a database or Redis without a password,
-        a wildcard CORS origin beside cookie sessions, or DEBUG on."""
+        a wildcard CORS origin beside cookie sessions, DEBUG on, or a missing, short or
+        development STATEBRIDGE_SESSION_SECRET."""
         if self.env != "production":
             return None
         if self.session_backend == "memory":
@@ -276,6 +281,9 @@ class Settings(BaseSettings):
             return "production refuses STATEBRIDGE_CORS_ORIGINS=* with cookie sessions"
         if self.debug:
             return "production refuses DEBUG on"
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if len(secret) < SECRET_LENGTH or secret == DEVELOPMENT_SECRET:
+            return SECRET_NEEDED
         return None
 
     @property
@@ -283,6 +291,11 @@ class Settings(BaseSettings):
         if self.session_backend != "auto":
             return self.session_backend
         return "redis" if self.redis_url else "sql"
+
+
+SECRET_LENGTH = 32
+DEVELOPMENT_SECRET = "statebridge-development-session-secret"  # refused in production
+SECRET_NEEDED = "production needs STATEBRIDGE_SESSION_SECRET (32 characters or more)"
 
 
 def async_url(url: str) -> str:

@@ -2,7 +2,8 @@
 (DATABASE_URL/REDIS_URL, else the embedded file), without a running server.
 
 Sessions are named by their hint (statebridge/stores/sessions/base.py `id_hint`), never by
-their id: the id is a credential. Only typer is imported at module level.
+their id: the id is a credential. `key` shows where an id the operator holds is kept. Only
+typer is imported at module level.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def row(session: Any) -> dict[str, Any]:
     from statebridge.timeutil import js_iso
 
     return {
-        "hint": id_hint(session.id),
+        "hint": id_hint(session.key),
         "createdAt": js_iso(session.created_at),
         "lastAccessed": js_iso(session.last_accessed),
         "expiresAt": js_iso(session.expires_at),
@@ -106,7 +107,7 @@ def revoke_sessions(
             return await services.sessions.revoke_all()
         assert user is not None
         found = await services.sessions.of_user(user)
-        return len(await services.sessions.revoke([session.id for session in found]))
+        return len(await services.sessions.revoke([session.key for session in found]))
 
     revoked = with_services(work)
     if as_json:
@@ -134,3 +135,27 @@ def session_stats(as_json: JsonOption = False) -> None:
             f"backend {stats['backend']}: {stats['live']} live session(s) "
             f"of {stats['users']} user(s)"
         )
+
+
+@sessions_app.command("key")
+def session_key(
+    session_id: Annotated[str, typer.Argument(help="A session id, as a client sends it")],
+    as_json: JsonOption = False,
+) -> None:
+    """Where the stores keep a session: its key (the HMAC of the id under
+    STATEBRIDGE_SESSION_SECRET), its Redis hash and its hint. Nothing is looked up."""
+    from statebridge.db.sessionkeys import session_keys
+    from statebridge.stores.sessions.base import id_hint, plausible_id
+    from statebridge.stores.sessions.redis import session_key as redis_key
+
+    if not plausible_id(session_id):
+        fail("a session id is a UUID (8-4-4-4-12 hex digits)")
+    try:
+        key = session_keys(load_settings()).key(session_id)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    found = {"key": key, "redis": redis_key(key), "hint": id_hint(key)}
+    if as_json:
+        print_json(found)
+    else:
+        typer.echo(f"key {found['key']}\nredis {found['redis']}\nhint {found['hint']}")

@@ -51,6 +51,9 @@ sessions = sa.Table(
     # revision 0004: where the session was made (GET /session/siblings shows them)
     sa.Column("client_address", sa.String(64), nullable=True),
     sa.Column("user_agent", sa.String(255), nullable=True),
+    # revision 0005: `id` is the keyed hash of the session id, and this the id itself,
+    # sealed (statebridge/db/sessionkeys.py); read by the export only
+    sa.Column("sealed_id", sa.String(255), nullable=True),
 )
 
 shopping_carts = sa.Table(

@@ -24,6 +24,7 @@ from statebridge.db.identity import database_id
 from statebridge.db.local import close_local
 from statebridge.db.redisclient import connect_redis as connect_redis
 from statebridge.db.redisclient import replica_wait_ms
+from statebridge.db.sessionkeys import session_keys
 from statebridge.errors import StartupError as StartupError
 from statebridge.observability.sessions import session_event
 from statebridge.stores.carts.base import CartStore
@@ -37,6 +38,7 @@ from statebridge.stores.counters.sqlite import SqliteCounters
 from statebridge.stores.counts import LiveCounts
 from statebridge.stores.pgpool import PgPool
 from statebridge.stores.sessions.base import Lifetime, SessionStore
+from statebridge.stores.sessions.keyed import KeyedSessionStore
 from statebridge.stores.sessions.memory import MemorySessionStore
 from statebridge.stores.sessions.redis import RedisSessionStore
 from statebridge.stores.sessions.sql import sql_store
@@ -50,7 +52,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     catalog: Catalog
-    sessions: SessionStore
+    sessions: KeyedSessionStore  # the backend, keyed by hashes of the ids (keyed.py)
     carts: CartStore
     counters: Counters
     instance_id: str
@@ -170,6 +172,10 @@ def cart_store(
 
 async def build_services(settings: Settings, migrate: bool = False) -> Services:
     prepare_data_dir(settings)
+    try:
+        keys = session_keys(settings)
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"session secret: {exc}") from None
     engine = create_engine(settings.effective_database_url, pooled=settings.pooled)
     # sessions and carts share one asyncpg pool on PostgreSQL
     pool = PgPool(engine, pooled=settings.pooled) if engine.dialect.name == "postgresql" else None
@@ -225,7 +231,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
         settings=settings,
         engine=engine,
         catalog=catalog,
-        sessions=sessions,
+        sessions=KeyedSessionStore(sessions, keys, sealed=backend != "memory"),
         carts=cart_store(engine, catalog, pool, sessions),
         counters=counters,
         instance_id=settings.instance_id or default_instance_id(),

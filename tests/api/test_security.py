@@ -193,8 +193,24 @@ UNREACHABLE_PG = f"postgresql://statebridge:secret@127.0.0.1:{free_port()}/state
             {"DATABASE_URL": UNREACHABLE_PG, "DEBUG": "true"},
             "production refuses DEBUG on",
         ),
+        (
+            {"DATABASE_URL": UNREACHABLE_PG},
+            "production needs STATEBRIDGE_SESSION_SECRET (32 characters or more)",
+        ),
+        (
+            {"DATABASE_URL": UNREACHABLE_PG, "STATEBRIDGE_SESSION_SECRET": "short"},
+            "production needs STATEBRIDGE_SESSION_SECRET (32 characters or more)",
+        ),
     ],
-    ids=["no-database", "db-no-password", "redis-no-password", "cookie-wildcard", "debug"],
+    ids=[
+        "no-database",
+        "db-no-password",
+        "redis-no-password",
+        "cookie-wildcard",
+        "debug",
+        "no-session-secret",
+        "short-session-secret",
+    ],
 )
 def test_production_refuses_defaulted_secrets(
     tmp_path: Path, env: dict[str, str], expected: str
@@ -221,5 +237,6 @@ def test_production_accepts_proper_settings() -> None:
         redis_url="redis://:secret@redis:6379/0",
         session_cookie=True,
         cors_origins="https://app.example",  # type: ignore[arg-type]
+        session_secret="a-session-secret-of-32-characters",  # type: ignore[arg-type]
     )
     assert settings.production_problem() is None

@@ -29,6 +29,7 @@ PROD_SECRETS = {
     "POSTGRES_USER": "sbadmin",
     "POSTGRES_PASSWORD": "s3cret-pw",
     "REDIS_PASSWORD": "r3dis-pw",
+    "STATEBRIDGE_SESSION_SECRET": "a-session-secret-of-32-characters",
 }
 
 

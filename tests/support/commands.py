@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -52,7 +53,7 @@ def sql_rows(env: dict[str, str], query: str) -> list[tuple[Any, ...]]:
 
         return asyncio.run(fetch())
     path = Path(env["STATEBRIDGE_DATA_DIR"]) / "statebridge.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:  # closed: no WAL kept open
         return [tuple(row) for row in conn.execute(query)]
 
 

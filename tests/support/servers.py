@@ -26,6 +26,21 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def stored_key(session_id: str, env: dict[str, str], data_dir: Path) -> str:
+    """The key a server on `env` and `data_dir` keeps this session under, as the stores do
+    (statebridge/db/sessionkeys.py): what Redis keys and the sessions table hold."""
+    from statebridge.config import Settings
+    from statebridge.db.sessionkeys import session_keys
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        database_url=env.get("DATABASE_URL", ""),
+        session_secret=env.get("STATEBRIDGE_SESSION_SECRET"),  # type: ignore[arg-type]
+    )
+    return session_keys(settings).key(session_id)
+
+
 class PortTaken(RuntimeError):
     """A server could not listen: another process took one of its ports first."""
 
@@ -110,6 +125,10 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stored_key(self, session_id: str) -> str:
+        """The key this server keeps the session under."""
+        return stored_key(session_id, self.env, self.data_dir)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
         if self.process is None or self.process.poll() is not None:

@@ -17,7 +17,7 @@ import redis
 from statebridge.stores.sessions.redis import MARKER, session_key
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.routes import SESSION_ROUTES
-from tests.support.servers import Server, clean_env, free_port
+from tests.support.servers import Server, clean_env, free_port, stored_key
 
 pytestmark = pytest.mark.services
 
@@ -216,7 +216,7 @@ def test_flushdb_loses_no_session_and_no_cart(pair: tuple[Server, Server], redis
     cart = httpx.get(f"{first.stateful_url}/cart", headers=headers).json()["data"]["cart"]
     assert [(item["productId"], item["quantity"]) for item in cart["items"]] == [("prod003", 4)]
     # the session is cached again, and the live-session index is rebuilt by the warm-up
-    assert redis.Redis.from_url(redis_url).exists(session_key(session_id))
+    assert redis.Redis.from_url(redis_url).exists(session_key(first.stored_key(session_id)))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if redis.Redis.from_url(redis_url).exists(MARKER):
@@ -283,7 +283,8 @@ def _row_expiry(database_url: str, session_id: str) -> object:
     async def read() -> object:
         conn = await asyncpg.connect(database_url)
         try:
-            return await conn.fetchval("SELECT expires_at FROM sessions WHERE id=$1", session_id)
+            key = stored_key(session_id, {"DATABASE_URL": database_url}, Path())
+            return await conn.fetchval("SELECT expires_at FROM sessions WHERE id=$1", key)
         finally:
             await conn.close()
 
@@ -317,8 +318,9 @@ def _row_versions(database_url: str, session_ids: list[str]) -> list[tuple[objec
     async def read() -> list[tuple[object, str]]:
         conn = await asyncpg.connect(database_url)
         try:
+            keys = [stored_key(sid, {"DATABASE_URL": database_url}, Path()) for sid in session_ids]
             rows = await conn.fetch(
-                "SELECT expires_at, xmin::text FROM sessions WHERE id = ANY($1)", session_ids
+                "SELECT expires_at, xmin::text FROM sessions WHERE id = ANY($1)", keys
             )
             return [(row[0], row[1]) for row in rows]
         finally:
@@ -442,7 +444,7 @@ def test_upgrade_then_downgrade_base_leaves_an_empty_database() -> None:
         assert _cli("db", "upgrade", env=env).returncode == 0
         assert {"users", "products", "sessions", "shopping_carts"} <= _tables(url)
         current = _cli("db", "current", env=env)
-        assert "current: 0004" in current.stdout and "up to date" in current.stdout
+        assert "current: 0005" in current.stdout and "up to date" in current.stdout
         assert _cli("db", "downgrade", "base", env=env).returncode == 0
         assert _tables(url) == set()
     finally:
@@ -467,7 +469,7 @@ def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_
             assert added.status_code == 200
         finally:
             server.stop()
-        assert redis.Redis.from_url(redis_url).exists(session_key(old))
+        assert redis.Redis.from_url(redis_url).exists(session_key(stored_key(old, env, tmp_path)))
         assert _cli("db", "downgrade", "base", env=env).returncode == 0
         server = Server(env, tmp_path / "after", ["--migrate"]).start()
         try:
@@ -480,7 +482,9 @@ def test_no_cached_session_outlives_a_reset_of_its_database(redis_url: str, tmp_
         finally:
             server.stop()
         assert answers == {route: 401 for route in answers}
-        assert not redis.Redis.from_url(redis_url).exists(session_key(old))
+        assert not redis.Redis.from_url(redis_url).exists(
+            session_key(stored_key(old, env, tmp_path))
+        )
     finally:
         drop_pg_database(name)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.envelope import assert_envelope
-from tests.support.servers import Server
+from tests.support.servers import Server, stored_key
 
 pytestmark = pytest.mark.services
 
@@ -48,7 +48,7 @@ async def add_cut_off_by_the_database(
         async with holder.transaction():
             await holder.fetch(
                 "SELECT 1 FROM shopping_carts WHERE session_id = $1 FOR UPDATE",
-                headers["Session-ID"],
+                stored_key(headers["Session-ID"], {"DATABASE_URL": database_url}, Path()),
             )
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 adding = asyncio.create_task(
@@ -105,7 +105,8 @@ def test_an_add_for_a_session_the_database_no_longer_holds_is_a_401(
         async def delete_row() -> None:
             conn = await asyncpg.connect(services["DATABASE_URL"])
             try:
-                await conn.execute("DELETE FROM sessions WHERE id = $1", gone["Session-ID"])
+                key = server.stored_key(gone["Session-ID"])
+                await conn.execute("DELETE FROM sessions WHERE id = $1", key)
             finally:
                 await conn.close()
 

@@ -110,9 +110,8 @@ def test_session_times_come_from_redis_where_they_are_fresher(
     time.sleep(1.2)
     seen = httpx.get(f"{server.stateful_url}/session", headers={"Session-ID": session_id})
     latest = seen.json()["data"]["session"]
-    stored = sql_rows(services, f"SELECT last_accessed FROM sessions WHERE id = '{session_id}'")[0][
-        0
-    ]
+    key = server.stored_key(session_id)
+    stored = sql_rows(services, f"SELECT last_accessed FROM sessions WHERE id = '{key}'")[0][0]
     back = exported(services, tmp_path)
     [session] = [s for s in back["sessions"] if s["id"] == session_id]
     assert session["lastAccessed"] == latest["lastAccessed"]

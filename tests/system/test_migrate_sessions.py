@@ -32,7 +32,7 @@ from tests.support.commands import (
     write_json,
 )
 from tests.support.recordings import PHASE1
-from tests.support.servers import Server, free_port
+from tests.support.servers import Server, free_port, stored_key
 
 LIVE, EXPIRED, GHOST = (
     "d08dbf8c-8d71-4f77-97b2-01d4fdcbfc29",
@@ -115,7 +115,12 @@ def test_guide_form_live_expired_and_missing_user(
         )
     ]
     # the key outlives the session by the grace (STATEBRIDGE_SESSION_DB_REFRESH, 60 s)
-    assert 560_000 < client.pttl(session_key(LIVE)) <= 660_000
+    key = stored_key(LIVE, services, tmp_path)
+    assert 560_000 < client.pttl(session_key(key)) <= 660_000
+    # a dump of Redis and of the table holds no session id, only its keyed hash
+    dumped = [client.hgetall(name) for name in client.scan_iter("session:*")]
+    assert LIVE.encode() not in repr(dumped).encode()
+    assert LIVE not in repr(sql_rows(services, "SELECT * FROM sessions"))
 
     answer = get(server, "/session", LIVE)
     assert answer.status_code == 200, answer.text
@@ -165,7 +170,10 @@ def test_now_fixes_the_clock(pg_env: dict[str, str]) -> None:
     assert written["imported"] == 3 and written["redis"].endswith("(no REDIS_URL)")
     rows = sql_rows(pg_env, "SELECT id, expires_at FROM sessions ORDER BY created_at")
     source = phase1("phase1-sessions.json")
-    assert rows == [(key, parse_iso(value["expiresAt"])) for key, value in source.items()]
+    assert rows == [
+        (stored_key(session_id, pg_env, Path()), parse_iso(value["expiresAt"]))
+        for session_id, value in source.items()
+    ]
     bad = statebridge(pg_env, "migrate", "sessions", guide, "--now", "yesterday")
     assert bad.returncode == 2 and "--now" in bad.stderr
 
@@ -253,7 +261,7 @@ def test_invalid_sessions_and_cart_items_are_reported(
     assert (data["imported"], data["invalid"], data["cart_items_refused"]) == (1, 6, 4)
     assert data["carts_skipped"] == 2  # the other two sessions were not in this file
     rows = sql_rows(pg_env, "SELECT session_id, product_id, quantity FROM shopping_carts")
-    assert rows == [(good["id"], "prod001", 2)]
+    assert rows == [(stored_key(good["id"], pg_env, Path()), "prod001", 2)]
 
 
 def test_sqlite_sessions_go_to_the_sessions_table(

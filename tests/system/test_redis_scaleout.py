@@ -39,7 +39,7 @@ from tests.support.redis_topologies import (
     PrivateSentinelSet,
     topology,
 )
-from tests.support.servers import Server
+from tests.support.servers import Server, stored_key
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.services]
@@ -394,8 +394,9 @@ def test_a_write_the_replica_missed_is_not_read_back_stale_after_a_failover(
     Both instances then answer the last acknowledged data."""
     with on_topology(kind, database, tmp_path) as (top, (writer, reader), client):
         session = new_session(client, writer)
-        key = session_key(session)
-        filler = f"filler:{{{bucket_of(session)}}}"  # on the session's master
+        stored = stored_key(session, {"DATABASE_URL": database}, tmp_path)
+        key = session_key(stored)
+        filler = f"filler:{{{bucket_of(stored)}}}"  # on the session's master
         master_node, replica_node = master_and_replica(top, key)
         put_data(client, writer, session, {"v": 1})
         replica = reader_of(replica_node)

@@ -41,6 +41,11 @@ def new_session(server: Server, user: str, agent: str) -> str:
     return answer.headers["Session-ID"]
 
 
+def hint_of(server: Server, session_id: str) -> str:
+    """The hint the server shows for a session: of the key it keeps the session under."""
+    return id_hint(server.stored_key(session_id))
+
+
 def status(server: Server, session_id: str) -> int:
     return httpx.get(
         f"{server.stateful_url}/session", headers={"Session-ID": session_id}
@@ -62,7 +67,7 @@ def test_siblings_are_listed_by_hint_and_ended_one_or_all(pair: tuple[Server, Se
     sessions = data["sessions"]
     assert [s["userAgent"] for s in sessions] == ["browser-0", "browser-1", "browser-2"]
     assert [s["current"] for s in sessions] == [True, False, False]
-    assert [s["hint"] for s in sessions] == [id_hint(session_id) for session_id in mine]
+    assert [s["hint"] for s in sessions] == [hint_of(first, session_id) for session_id in mine]
     for sibling in sessions:
         assert re.fullmatch(r"[0-9a-f]{12}", sibling["hint"])
         assert sibling["clientAddress"] == "127.0.0.1"
@@ -75,28 +80,32 @@ def test_siblings_are_listed_by_hint_and_ended_one_or_all(pair: tuple[Server, Se
         assert session_id.split("-")[0] not in listed.text
 
     headers = {"Session-ID": mine[0]}
-    own = httpx.delete(f"{first.stateful_url}/session/siblings/{id_hint(mine[0])}", headers=headers)
+    own = httpx.delete(
+        f"{first.stateful_url}/session/siblings/{hint_of(first, mine[0])}", headers=headers
+    )
     assert own.status_code == 400
     unknown = httpx.delete(
-        f"{first.stateful_url}/session/siblings/{id_hint(other_user)}", headers=headers
+        f"{first.stateful_url}/session/siblings/{hint_of(first, other_user)}", headers=headers
     )
     assert unknown.status_code == 404  # another user's session is not a sibling
-    one = httpx.delete(f"{first.stateful_url}/session/siblings/{id_hint(mine[1])}", headers=headers)
+    one = httpx.delete(
+        f"{first.stateful_url}/session/siblings/{hint_of(first, mine[1])}", headers=headers
+    )
     assert one.status_code == 200, one.text
-    assert one.json()["data"]["revoked"] == [id_hint(mine[1])]
+    assert one.json()["data"]["revoked"] == [hint_of(first, mine[1])]
     for server in (first, second):  # at once, on every instance
         assert status(server, mine[1]) == 401
         assert status(server, mine[2]) == 200
 
     everyone = httpx.delete(f"{second.stateful_url}/session/siblings", headers=headers)
     assert everyone.status_code == 200
-    assert everyone.json()["data"]["revoked"] == [id_hint(mine[2])]
+    assert everyone.json()["data"]["revoked"] == [hint_of(first, mine[2])]
     for server in (first, second):
         assert status(server, mine[2]) == 401
         assert status(server, mine[0]) == 200
         assert status(server, other_user) == 200
     left = httpx.get(f"{first.stateful_url}/session/siblings", headers=headers).json()["data"]
-    assert [s["hint"] for s in left["sessions"]] == [id_hint(mine[0])]
+    assert [s["hint"] for s in left["sessions"]] == [hint_of(first, mine[0])]
     for session_id in (mine[0], other_user):
         httpx.delete(f"{first.stateful_url}/session", headers={"Session-ID": session_id})
 
@@ -117,7 +126,7 @@ def test_a_regenerated_session_keeps_where_it_was_made(pair: tuple[Server, Serve
     ).headers["Session-ID"]
     listed = httpx.get(f"{second.stateful_url}/session/siblings", headers={"Session-ID": renewed})
     ours = [s for s in listed.json()["data"]["sessions"] if s["current"]]
-    assert [(s["hint"], s["userAgent"]) for s in ours] == [(id_hint(renewed), "laptop")]
+    assert [(s["hint"], s["userAgent"]) for s in ours] == [(hint_of(first, renewed), "laptop")]
     httpx.delete(f"{first.stateful_url}/session", headers={"Session-ID": renewed})
 
 

@@ -53,7 +53,7 @@ def test_list_stats_and_revoke(deployment: tuple[dict[str, str], tuple[Server, S
     listed = run(env, "list", "--user", "user002")
     rows = listed["sessions"]
     assert isinstance(rows, list)
-    assert [item["hint"] for item in rows] == [id_hint(session_id) for session_id in hers]
+    assert [item["hint"] for item in rows] == [id_hint(first.stored_key(sid)) for sid in hers]
     assert {item["userAgent"] for item in rows} == {"cli-test"}
     text = statebridge(env, "sessions", "list", "--user", "user002")
     assert text.returncode == 0 and "2 live session(s) of user002" in text.stdout

@@ -33,7 +33,12 @@ pytestmark = pytest.mark.nginx
 from tests.support.recordings import ROOT  # noqa: E402
 
 COMPOSE = shutil.which("docker-compose")
-PROD_ENV = {"POSTGRES_USER": "sb_user", "POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "r-s3"}
+PROD_ENV = {
+    "POSTGRES_USER": "sb_user",
+    "POSTGRES_PASSWORD": "pg-secret",
+    "REDIS_PASSWORD": "r-s3",
+    "STATEBRIDGE_SESSION_SECRET": "s" * 32,
+}
 
 
 # --- nginx renders -----------------------------------------------------------------------

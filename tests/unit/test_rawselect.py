@@ -162,7 +162,8 @@ def stored(local: LocalSqlite, sid: str) -> tuple[Any, ...]:
 def test_the_session_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
     params = {"sid": sid_of("e"), "user_id": "user001", "new_data": {"a": "ü", "b": [1.5]},
               "created_at": NOW, "expires": NOW + timedelta(minutes=15),
-              "hard": NOW + timedelta(hours=1), "address": "::1", "agent": None}  # fmt: skip
+              "hard": NOW + timedelta(hours=1), "address": "::1", "agent": None,
+              "sealed": "c2VhbGVk"}  # fmt: skip
     by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
     with by_orm.engine.begin() as conn:
         conn.execute(INSERT_ONE, params)

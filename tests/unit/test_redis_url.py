@@ -46,6 +46,10 @@ def test_a_bad_url_says_what_is_wrong(url: str) -> None:
 
 
 def test_production_wants_the_password_in_every_form() -> None:
-    base = {"env": "production", "database_url": "postgresql://a:b@db/x"}
+    base = {
+        "env": "production",
+        "database_url": "postgresql://a:b@db/x",
+        "session_secret": "s" * 32,
+    }
     assert Settings(**base, redis_url="redis+cluster://n1:7000").production_problem()
     assert Settings(**base, redis_url="redis+cluster://:pw@n1:7000").production_problem() is None

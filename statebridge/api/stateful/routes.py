@@ -121,7 +121,7 @@ async def create_session(request: Request, body: Body, services: ServicesDep) ->
     )
     session = await services.sessions.create(user_id, data, client)
     services.counts.changed()
-    session_event("created", hint=id_hint(session.id), userId=user_id)
+    session_event("created", hint=id_hint(session.key), userId=user_id)
     payload = {
         "session": {
             "id": session.id,
@@ -181,7 +181,7 @@ async def delete_session(session: LiveSession, services: ServicesDep) -> Respons
     deleted = await services.sessions.destroy(session.id)
     services.counts.changed()
     if deleted:
-        session_event("revoked", hint=id_hint(session.id), userId=session.user_id, by="logout")
+        session_event("revoked", hint=id_hint(session.key), userId=session.user_id, by="logout")
     data = {
         "sessionId": session.id,
         "deleted": deleted,
@@ -197,14 +197,19 @@ async def get_cart(request: Request, services: ServicesDep) -> Response:
     # the cart is read while the session is checked (two stores, two round trips at once);
     # the lines are shown only if the session turns out to be live
     session_id = usable_id(request)
-    started = None if session_id is None else services.carts.start_read(session_id)
+    key = None if session_id is None else services.sessions.key_of(session_id)
+    started = None if key is None else services.carts.start_read(key)
     try:
         session = await live_session(request)
     except BaseException:
         if isinstance(started, asyncio.Future):
             started.add_done_callback(_ignore_outcome)
         raise
-    items = await services.carts.items(session.id, started)
+    if session.key != key:  # found under the previous secret's key: its cart is there too
+        if isinstance(started, asyncio.Future):
+            started.add_done_callback(_ignore_outcome)
+        started = None
+    items = await services.carts.items(session.key, started)
     data = {
         "cart": cart_view(session, items, created=True),
         "note": "Shopping cart retrieved. This is a stateful feature - the server remembers your "
@@ -254,7 +259,7 @@ async def add_to_cart(request: Request, services: ServicesDep) -> Response:
     if await services.catalog.get_product(product_id) is None:
         raise ApiError(400, f"Product {product_id[:100]} not found")
     try:
-        items = await services.carts.add(session.id, product_id, quantity)
+        items = await services.carts.add(session.key, product_id, quantity)
         if len(items) == 1 and items[0].quantity == quantity:  # the cart was empty
             services.counts.changed()
     except SessionGone:
@@ -272,9 +277,9 @@ async def remove_from_cart(
     product_id: str, session: LiveSession, services: ServicesDep
 ) -> Response:
     if "\x00" in product_id:  # no such product, and PostgreSQL would refuse the text
-        items = await services.carts.items(session.id)
+        items = await services.carts.items(session.key)
     else:
-        items = await services.carts.remove(session.id, product_id)
+        items = await services.carts.remove(session.key, product_id)
         if not items:
             services.counts.changed()
     view = cart_view(session, items)
@@ -289,7 +294,7 @@ async def remove_from_cart(
 
 @router.delete("/cart", responses=schemas.answers(schemas.CartView, 401))
 async def clear_cart(session: LiveSession, services: ServicesDep) -> Response:
-    await services.carts.clear(session.id)
+    await services.carts.clear(session.key)
     services.counts.changed()
     data = {
         "cart": {"sessionId": session.id, "items": [], "total": 0, "updatedAt": js_now()},

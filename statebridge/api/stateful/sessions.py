@@ -28,8 +28,8 @@ async def regenerate_session(session: LiveSession, services: ServicesDep) -> Res
         raise ApiError(401, "Session not found or expired")
     session_event(
         "regenerated",
-        hint=id_hint(renewed.id),
-        previous=id_hint(session.id),
+        hint=id_hint(renewed.key),
+        previous=id_hint(session.key),
         userId=session.user_id,
     )
     data = {
@@ -50,8 +50,8 @@ async def regenerate_session(session: LiveSession, services: ServicesDep) -> Res
 
 def sibling_view(session: Session, current: str) -> dict[str, Any]:
     return {
-        "hint": id_hint(session.id),
-        "current": session.id == current,
+        "hint": id_hint(session.key),
+        "current": session.key == current,
         "createdAt": js_iso(session.created_at),
         "lastAccessed": js_iso(session.last_accessed),
         "expiresAt": js_iso(session.expires_at),
@@ -67,18 +67,18 @@ async def list_siblings(session: LiveSession, services: ServicesDep) -> Response
     found = await services.sessions.of_user(session.user_id)
     data = {
         "userId": session.user_id,
-        "sessions": [sibling_view(sibling, session.id) for sibling in found],
+        "sessions": [sibling_view(sibling, session.key) for sibling in found],
         "note": "Your live sessions. End the others with DELETE /session/siblings, or one of "
         "them with DELETE /session/siblings/{hint}.",
     }
     return success(data, "Sessions of this user")
 
 
-async def revoke(services: Any, session: Session, ids: list[str]) -> Response:
-    ended = await services.sessions.revoke(ids)
+async def revoke(services: Any, session: Session, keys: list[str]) -> Response:
+    ended = await services.sessions.revoke(keys)
     if ended:
         services.counts.changed()
-    hints = [id_hint(session_id) for session_id in ended]
+    hints = [id_hint(key) for key in ended]
     session_event("revoked", len(ended), hints=hints, userId=session.user_id, by="siblings")
     data = {
         "userId": session.user_id,
@@ -92,7 +92,7 @@ async def revoke(services: Any, session: Session, ids: list[str]) -> Response:
 async def revoke_siblings(session: LiveSession, services: ServicesDep) -> Response:
     """Log out everywhere else: every other session of the caller's user ends."""
     found = await services.sessions.of_user(session.user_id)
-    return await revoke(services, session, [s.id for s in found if s.id != session.id])
+    return await revoke(services, session, [s.key for s in found if s.key != session.key])
 
 
 @router.delete(
@@ -100,10 +100,10 @@ async def revoke_siblings(session: LiveSession, services: ServicesDep) -> Respon
 )
 async def revoke_sibling(hint: str, session: LiveSession, services: ServicesDep) -> Response:
     """End one other session of the caller's user, named by its hint."""
-    if hint == id_hint(session.id):
+    if hint == id_hint(session.key):
         raise ApiError(400, "That is this session: DELETE /session ends it")
     found = await services.sessions.of_user(session.user_id)
-    chosen = [sibling.id for sibling in found if id_hint(sibling.id) == hint]
+    chosen = [sibling.key for sibling in found if id_hint(sibling.key) == hint]
     if not chosen:
         raise ApiError(404, "No other live session of this user has that hint")
     return await revoke(services, session, chosen)

@@ -221,6 +221,7 @@ async def table_rows(
                     "version": session.version,
                     "client_address": session.client.address,
                     "user_agent": session.client.user_agent,
+                    "sealed_id": session.sealed,
                 }
                 yield encode_row(encoders, [values[name] for name in names])
         return

@@ -1,9 +1,13 @@
 """`statebridge export --format phase1`: the rollback path back to Phase 1.
 
 Writes users, products, the live sessions and their carts in the shape of Phase 1's
-`mockData.exportData()`, which Phase 1's `importData()` takes as it is. Everything is read
-in one snapshot (REPEATABLE READ on PostgreSQL) and streamed out record by record; the file
-appears under its name only once it is complete.
+`mockData.exportData()`, which Phase 1's `importData()` takes as it is. The stores keep a
+session under the keyed hash of its id; the id itself is opened from the row's sealed copy
+with the session secret (statebridge/db/sessionkeys.py), so the export needs the servers'
+STATEBRIDGE_SESSION_SECRET (or _PREVIOUS for a session made before a rotation). A session
+whose id cannot be opened (no sealed copy, or another secret's) is left out and counted.
+Everything is read in one snapshot (REPEATABLE READ on PostgreSQL) and streamed out record
+by record; the file appears under its name only once it is complete.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.catalog.repository import product_record, user_record
 from statebridge.config import Settings
+from statebridge.db.sessionkeys import SessionKeys, session_keys
 from statebridge.db.tables import counters, products, sessions, shopping_carts, users
 from statebridge.ops.archive import live
 from statebridge.ops.migrate.database import MigrateError, open_engine, require_schema
@@ -42,6 +47,7 @@ class ExportReport:
     users: int = 0
     products: int = 0
     sessions: int = 0
+    sealed_off: int = 0  # live sessions left out: their id could not be opened
     carts: int = 0
     cart_items: int = 0
     request_count: int = 0
@@ -53,6 +59,12 @@ class ExportReport:
             f"{counted(self.sessions, 'live session')} and {counted(self.carts, 'cart')} "
             f"({counted(self.cart_items, 'item')}), requestCount "
             f"{self.request_count}, to {self.out} in {self.seconds:.2f} s"
+            + (
+                f"; left out {counted(self.sealed_off, 'live session')} whose id this "
+                "STATEBRIDGE_SESSION_SECRET cannot open"
+                if self.sealed_off
+                else ""
+            )
         )
 
 
@@ -191,9 +203,13 @@ async def export_phase1(
     started = time.perf_counter()
     report = ExportReport(str(out))
     async with open_engine(settings) as engine, read_source(settings, engine) as source:
+        try:  # once the database is found: no secret is made beside a missing one
+            keys = session_keys(settings)
+        except ValueError as exc:
+            raise MigrateError(str(exc)) from None
         with output(out) as stream:
             writer = JsonWriter(stream)
-            await write_all(writer, source, now, report, bars)
+            await write_all(writer, source, now, report, bars, keys)
             writer.scalar("exportedAt", js_iso(now))
             writer.end()
     report.seconds = round(time.perf_counter() - started, 3)
@@ -201,7 +217,12 @@ async def export_phase1(
 
 
 async def write_all(
-    writer: JsonWriter, source: Source, now: datetime, report: ExportReport, bars: Bars
+    writer: JsonWriter,
+    source: Source,
+    now: datetime,
+    report: ExportReport,
+    bars: Bars,
+    keys: SessionKeys,
 ) -> None:
     conn = source.conn
     for key, table, record in (
@@ -217,13 +238,17 @@ async def write_all(
             advance(len(rows))
         writer.close_array()
         setattr(report, key, writer.count)
-    exported: set[str] = set()
+    exported: dict[str, str] = {}  # the key a session is kept under -> its id
     writer.open_array("sessions")
     advance = bars.counter("exporting live sessions", None)
     async for batch in live.session_batches(conn, source.overlay, source.grace, now):
         for session in batch:
+            session_id = keys.open(session.sealed, session.id)
+            if session_id is None:
+                report.sealed_off += 1
+                continue
+            exported[session.id] = session.id = session_id
             writer.item(session_record(session))
-            exported.add(session.id)
         advance(len(batch))
     writer.close_array()
     report.sessions = len(exported)
@@ -253,7 +278,7 @@ CART_ITEMS = (
 async def write_carts(
     conn: AsyncConnection,
     writer: JsonWriter,
-    exported: set[str],
+    exported: dict[str, str],
     report: ExportReport,
     advance: Advance,
 ) -> None:
@@ -263,7 +288,7 @@ async def write_carts(
 
     def flush() -> None:
         if current is not None and items:
-            writer.item(cart_record(current, items))
+            writer.item(cart_record(exported[current], items))
             report.carts += 1
             report.cart_items += len(items)
             advance(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -79,6 +80,12 @@ class RedisOverlay:
         return kept
 
 
+def sealed(row: Any) -> Session:
+    session = session_from_row(row)
+    session.sealed = row.sealed_id
+    return session
+
+
 async def session_batches(
     conn: AsyncConnection,
     overlay: RedisOverlay | None,
@@ -86,10 +93,10 @@ async def session_batches(
     live_at: datetime | None,
     by_id: bool = False,
 ) -> AsyncIterator[list[Session]]:
-    """Sessions in creation order (or by id), in batches; only those live at `live_at`
-    when given."""
+    """Sessions in creation order (or by key), in batches, each with its sealed id; only
+    those live at `live_at` when given."""
     order = [sessions.c.id] if by_id else [sessions.c.created_at, sessions.c.id]
-    query = sa.select(*COLUMNS).order_by(*order)
+    query = sa.select(*COLUMNS, sessions.c.sealed_id).order_by(*order)
     if live_at is not None:
         query = query.where(
             sessions.c.expires_at > live_at - grace,
@@ -97,7 +104,7 @@ async def session_batches(
         )
     result = await conn.stream(query.execution_options(yield_per=BATCH))
     async for rows in result.partitions(BATCH):
-        batch = [session_from_row(row) for row in rows]
+        batch = [sealed(row) for row in rows]
         if overlay is not None:
             latest = await overlay.apply(batch)
         else:

@@ -5,7 +5,9 @@ target. A database that already holds rows is refused unless `--force`, which em
 inside the same transaction. Every table's row count and checksum are compared with the
 backup's before the transaction commits: a restore either reproduces the backup or changes
 nothing. With Redis in front, stale session keys are dropped and Redis is warmed from the
-restored table, and Redis's counters are restored too.
+restored table, and Redis's counters are restored too. Sessions of a backup made before
+revision 0005 (under their ids, without sealed ids) are moved to their keys after the check,
+in the same transaction, as the upgrade does (statebridge/db/sessionkeys.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from statebridge.config import Settings
 from statebridge.db import schema
 from statebridge.db.identity import database_id, renew_database_id
+from statebridge.db.sessionkeys import rekey_rows, session_keys
 from statebridge.db.tables import counters, metadata
 from statebridge.ops.archive import live
 from statebridge.ops.archive.backup import (
@@ -58,6 +61,7 @@ class RestoreReport:
     replaced: bool = False
     redis: str = ""
     seconds: float = 0.0
+    legacy_ids: bool = False  # sessions under their ids (a backup made before revision 0005)
 
     def summary(self) -> str:
         parts = ", ".join(f"{t.table} {t.rows}" for t in self.tables)
@@ -188,6 +192,9 @@ async def restore(
                         report.replaced = True
                         await renew_database_id(conn)
                     counters_from_redis = await load_tables(conn, backup, report, bars)
+                    if report.legacy_ids:
+                        keys = session_keys(settings)
+                        await conn.run_sync(lambda sync: rekey_rows(sync, keys))
                     if counters_from_redis and redis is None:
                         await merge_counters(conn, counters_from_redis)
             if redis is not None:
@@ -211,6 +218,8 @@ async def load_tables(
         if table is None:
             raise MigrateError(f"{backup.name}: unknown table {start['table']!r}")
         columns: list[str] = start["columns"]
+        if table.name == "sessions" and "sealed_id" not in columns:
+            report.legacy_ids = True  # a backup from before revision 0005
         unknown = set(columns) - set(table.c.keys())
         if unknown:
             raise MigrateError(f"{backup.name}: {table.name} has unknown columns {unknown}")

@@ -9,14 +9,16 @@ expired sessions are counted and skipped, live ones are written to the `sessions
 Redis too, so that their first reads find them there (a miss would be read from the table).
 
 Only sessions this run inserts get carts and Redis entries, so a second run changes
-nothing: a session already present may have moved on since the first run.
+nothing: a session already present may have moved on since the first run. Sessions are
+stored as the servers store them, under the keyed hash of their id with the id sealed beside
+it (statebridge/db/sessionkeys.py): the client's Phase 1 id keeps working.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.config import Settings
+from statebridge.db.sessionkeys import SessionKeys, session_keys
 from statebridge.db.tables import products, sessions, shopping_carts, users
 from statebridge.ops.migrate import sources
 from statebridge.ops.migrate.database import (
@@ -233,11 +236,13 @@ async def import_sessions(
     report: SessionReport,
     redis: RedisTarget | None,
     bars: Bars,
-) -> set[str]:
-    """Insert the live sessions whose user exists; returns the ids this run inserted."""
+) -> dict[str, str]:
+    """Insert the live sessions whose user exists, each under the keyed hash of its id (the
+    client's id keeps working); returns the ids this run inserted, with their keys."""
     maximum = timedelta(seconds=settings.session_max_lifetime)
+    keys = session_keys(settings)
     seen: set[str] = set()
-    imported: set[str] = set()
+    imported: dict[str, str] = {}
     for batch in chunks(session_pairs(path, export, bars), BATCH):
         live: list[tuple[str, Session]] = []
         for where, key, record in batch:
@@ -255,24 +260,38 @@ async def import_sessions(
                 seen.add(result.id)
                 live.append((where, result))
         known_users = await existing(engine, users.c.id, {s.user_id for _, s in live})
-        present = await existing(engine, sessions.c.id, {s.id for _, s in live})
+        live = [(where, stored(keys, session)) for where, session in live]
+        present = await existing(engine, sessions.c.id, {s.key for _, s in live})
         fresh: list[Session] = []
         for where, session in live:
             if session.user_id not in known_users:
                 report.missing_user += 1
                 report.problems.add(where, f"user {session.user_id} does not exist", session.id)
-            elif session.id in present:
+            elif session.key in present:
                 report.already_present += 1
             else:
                 fresh.append(session)
                 report.lived((session.expires_at - now).total_seconds())
         report.imported += len(fresh)
-        imported.update(session.id for session in fresh)
+        imported.update((session.id, session.key) for session in fresh)
+        fresh = [as_kept(session) for session in fresh]
         if fresh and not report.dry_run:
             await write_sessions(engine, fresh)
             if redis is not None:
                 report.cached_in_redis += await redis.store.cache_many(fresh)
     return imported
+
+
+def stored(keys: SessionKeys, session: Session) -> Session:
+    """The Phase 1 session with the key it is kept under, and its id sealed."""
+    session.key = keys.key(session.id)
+    session.sealed = keys.seal(session.id, session.key)
+    return session
+
+
+def as_kept(session: Session) -> Session:
+    """The session as the stores keep it: by its key."""
+    return replace(session, id=session.key)
 
 
 def record_id(record: Any) -> Any:
@@ -294,6 +313,7 @@ async def write_sessions(engine: AsyncEngine, fresh: list[Session]) -> None:
                     "expires_at": s.expires_at,
                     "max_expires_at": s.max_expires_at,
                     "version": s.version,
+                    "sealed_id": s.sealed,
                 }
                 for s in fresh
             ],
@@ -312,7 +332,7 @@ class CartLine:
 
 
 def cart_lines(
-    pos: int, cart: Any, imported: set[str], report: SessionReport
+    pos: int, cart: Any, imported: dict[str, str], report: SessionReport
 ) -> Iterator[CartLine]:
     """The valid items of one Phase 1 cart whose session this run imported."""
     report.carts_read += 1
@@ -375,7 +395,7 @@ def item_problem(item: Any, seen: set[str]) -> str | None:
 
 
 async def import_carts(
-    engine: AsyncEngine, path: Path, imported: set[str], report: SessionReport, bars: Bars
+    engine: AsyncEngine, path: Path, imported: dict[str, str], report: SessionReport, bars: Bars
 ) -> None:
     """The carts of the sessions this run imported, as shopping_carts rows."""
     advance = bars.counter(f"reading carts from {path.name}", sources.file_size(path), "bytes")
@@ -399,7 +419,7 @@ async def import_carts(
                 report.cart_items_repriced += 1
             rows.append(
                 {
-                    "session_id": line.session_id,
+                    "session_id": imported[line.session_id],  # its key
                     "product_id": line.product_id,
                     "quantity": line.quantity,
                     "created_at": line.added_at,

@@ -22,10 +22,20 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
-def id_hint(session_id: str) -> str:
+def id_hint(key: str) -> str:
     """A short name for a session that reveals nothing of its id (the first 12 hex digits of
-    its SHA-256): what the user's other sessions are shown and revoked by."""
-    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
+    the SHA-256 of its stored key, see `Session.key`): what the user's other sessions are
+    shown and revoked by, the same whether the session was found by its id or listed."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class NewId:
+    """What a store keeps a new session under: its key (statebridge/db/sessionkeys.py), and
+    the id sealed for the export (None: the store has nowhere to keep it)."""
+
+    key: str
+    sealed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,11 @@ class Session:
     max_expires_at: datetime | None = None
     version: int = 0
     client: Client = Client()
+    # what the store keeps the session under (the keyed hash of `id`); a store behind
+    # KeyedSessionStore knows only this: `id` is then the key too, until that store puts
+    # the client's id back, or "" for a session listed rather than found by its id
+    key: str = ""
+    sealed: str | None = None  # the id sealed for the export, on its way into a new row
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,11 +94,17 @@ class Lifetime:
         hard = now + self.maximum
         return min(now + self.idle, hard), hard
 
-    def new_session(self, user_id: str, data: dict[str, Any], client: Client) -> Session:
-        """A session made now, under a fresh id, with a copy of `data`."""
+    def new_session(
+        self, user_id: str, data: dict[str, Any], client: Client, new: NewId | None = None
+    ) -> Session:
+        """A session made now, under `new` (its key and sealed id) or a fresh id, with a
+        copy of `data`."""
         now = utcnow()
         expires, hard = self.first_expiry(now)
-        return Session(new_session_id(), user_id, dict(data), now, now, expires, hard, 0, client)
+        session_id, sealed = (new.key, new.sealed) if new else (new_session_id(), None)
+        session = Session(session_id, user_id, dict(data), now, now, expires, hard, 0, client)
+        session.sealed = sealed
+        return session
 
     def next_expiry(self, now: datetime, hard: datetime | None) -> datetime:
         sliding = now + self.idle
@@ -91,10 +112,18 @@ class Lifetime:
 
 
 class SessionStore(Protocol):
-    """Five verbs and a count, as in express-session; every method is atomic."""
+    """Five verbs and a count, as in express-session; every method is atomic.
+
+    The backends key sessions by whatever id they are given; KeyedSessionStore (keyed.py)
+    gives them keyed hashes of the client's ids, and passes `new` to `create` and
+    `regenerate`: the key the new session is kept under (a new random id when None)."""
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session: ...
 
     async def get(self, session_id: str) -> Session | None:
@@ -118,7 +147,7 @@ class SessionStore(Protocol):
         """End the session; its cart goes with it."""
         ...
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         """The live session under a new id (same user, data, cart, creation and absolute
         end; touched), the old id gone at once, atomically; None when it is not live."""
         ...
@@ -133,7 +162,8 @@ class SessionStore(Protocol):
         ...
 
     async def revoke(self, session_ids: list[str]) -> list[str]:
-        """End these sessions (their carts go with them); the ids that were live."""
+        """End these sessions, by the key they are kept under (`Session.key` of a listed
+        one); their carts go with them. The keys that were live."""
         ...
 
     async def revoke_all(self) -> int:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 
@@ -73,9 +73,13 @@ class MemorySessionStore:
         return replace(session, data=dict(session.data))
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
-        session = self.lifetime.new_session(user_id, data, client)
+        session = self.lifetime.new_session(user_id, data, client, new)
         self.sessions[session.id] = session
         self._index(session)
         return replace(session, data=dict(session.data))
@@ -114,14 +118,14 @@ class MemorySessionStore:
             return False
         return self._drop(session_id)
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         now = utcnow()
         session = self._live(session_id, now)
         if session is None:
             return None
         del self.sessions[session_id]
         self._unindex(session)
-        session.id = new_session_id()
+        session.id = new.key if new else new_session_id()
         session.version += 1
         self.sessions[session.id] = session
         self._index(session)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.batching import Coalescer, rounds
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Client, Lifetime, Session
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
 from statebridge.stores.sessions.sql import SWEEP_LOCK, SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -32,11 +32,11 @@ SLIDE = "expires_at = CASE WHEN s.max_expires_at < $3 THEN s.max_expires_at ELSE
 
 CREATE_MANY = """
 INSERT INTO sessions (id, user_id, data, created_at, last_accessed, expires_at, max_expires_at,
-                      client_address, user_agent)
-SELECT id, user_id, data, moment, moment, expires, hard, address, agent
+                      client_address, user_agent, sealed_id)
+SELECT id, user_id, data, moment, moment, expires, hard, address, agent, sealed
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamp[], $5::timestamp[],
-            $6::timestamp[], $7::text[], $8::text[])
-     AS t(id, user_id, data, moment, expires, hard, address, agent)
+            $6::timestamp[], $7::text[], $8::text[], $9::text[])
+     AS t(id, user_id, data, moment, expires, hard, address, agent, sealed)
 """
 # $1 ids, $2 now, $3 now + idle, $4 live after (now, less the grace when not strict)
 TOUCH_MANY = f"""
@@ -125,9 +125,13 @@ class PostgresSessionStore(SqlSessionStore):
     # -- create ---------------------------------------------------------------------------
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
-        session = self.lifetime.new_session(user_id, data, client)
+        session = self.lifetime.new_session(user_id, data, client, new)
         await self._creates.submit(session)
         return session
 
@@ -141,6 +145,7 @@ class PostgresSessionStore(SqlSessionStore):
             [session.max_expires_at for session in batch],
             [session.client.address for session in batch],
             [session.client.user_agent for session in batch],
+            [session.sealed for session in batch],
         ]
         try:
             await self._fetch(CREATE_MANY, *columns)

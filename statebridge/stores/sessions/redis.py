@@ -2,7 +2,8 @@
 
 PostgreSQL is the durable copy and the point where writes are serialised: every write is one
 atomic statement there (`data || patch`, a jsonb increment) that bumps the row's `version`.
-Redis holds a snapshot of each live session in a hash `session:{<bucket>}:<id>`:
+Redis holds a snapshot of each live session in a hash `session:{<bucket>}:<id>`, where the id
+is what the store is given: the keyed hash of the client's id (keyed.py), never the id itself:
 
     id, userId, version, data (the session data, JSON), createdMs, lastMs, expiresMs, maxMs, dbMs
 
@@ -72,7 +73,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from statebridge.batching import Coalescer
 from statebridge.observability.metrics import METRICS
-from statebridge.stores.sessions.base import Client, Lifetime, Session
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
 from statebridge.stores.sessions.replicas import Replicas
 from statebridge.stores.sessions.sql import SqlSessionStore
 from statebridge.timeutil import utcnow
@@ -355,9 +356,13 @@ class RedisSessionStore:
     # -- the SessionStore verbs ---------------------------------------------------------
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
-        session = await self.sql.create(user_id, data, client)
+        session = await self.sql.create(user_id, data, client, new)
         await self._cache(session)
         return session
 
@@ -547,10 +552,10 @@ class RedisSessionStore:
         await self._bury(session_id)
         return deleted
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         """PostgreSQL moves the session to its new id; Redis buries the old key (every
         instance reads the tombstone at once) and caches the new one."""
-        session = await self.sql.regenerate(session_id)
+        session = await self.sql.regenerate(session_id, new)
         await self._bury(session_id)
         if session is not None:
             await self._cache(session)

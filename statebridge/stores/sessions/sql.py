@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.db.tables import sessions, shopping_carts
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Client, Lifetime, Session, new_session_id
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session, new_session_id
 from statebridge.timeutil import utcnow
 
 COLUMNS = (
@@ -57,7 +57,11 @@ REFRESH = (
 
 
 def regenerate_rows(
-    conn: Connection, session_id: str, lifetime: Lifetime, live_after: datetime
+    conn: Connection,
+    session_id: str,
+    lifetime: Lifetime,
+    live_after: datetime,
+    new: NewId | None = None,
 ) -> Session | None:
     """In one transaction: the live row copied under a new id (touched, its version bumped),
     the cart's lines moved to it, the old row deleted. The old row is locked first (FOR
@@ -73,7 +77,7 @@ def regenerate_rows(
     if row is None:
         return None
     session = session_from_row(row)
-    session.id = new_session_id()
+    session.id = new.key if new else new_session_id()
     session.last_accessed = now
     session.expires_at = lifetime.next_expiry(now, session.max_expires_at)
     session.version += 1
@@ -89,6 +93,7 @@ def regenerate_rows(
             version=session.version,
             client_address=session.client.address,
             user_agent=session.client.user_agent,
+            sealed_id=new.sealed if new else None,
         )
     )
     conn.execute(
@@ -125,7 +130,11 @@ class SqlSessionStore:
         return sa.and_(sessions.c.id == session_id, self._alive(now, strict))
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
         raise NotImplementedError
 
@@ -148,11 +157,11 @@ class SqlSessionStore:
     async def destroy(self, session_id: str) -> bool:
         raise NotImplementedError
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         """`regenerate_rows` in one transaction on the engine."""
         live_after = utcnow() - self.grace
         async with self.engine.begin() as conn:
-            return await conn.run_sync(regenerate_rows, session_id, self.lifetime, live_after)
+            return await conn.run_sync(regenerate_rows, session_id, self.lifetime, live_after, new)
 
     async def _may_sweep(self, conn: AsyncConnection) -> bool:
         """Whether this instance sweeps now."""

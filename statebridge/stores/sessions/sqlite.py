@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Client, Session
+from statebridge.stores.sessions.base import Client, NewId, Session
 from statebridge.stores.sessions.sql import (
     COLUMNS,
     REFRESH,
@@ -44,6 +44,7 @@ INSERT_ONE = sa.insert(sessions).values(
     max_expires_at=sa.bindparam("hard"),
     client_address=sa.bindparam("address"),
     user_agent=sa.bindparam("agent"),
+    sealed_id=sa.bindparam("sealed"),
 )
 DATA_BY_ID = sa.select(sessions.c.data).where(LIVE)
 # the new data, the expiry slid (never past the absolute end), the version bumped
@@ -81,9 +82,13 @@ class SqliteSessionStore(SqlSessionStore):
         return local_sqlite(self.engine)
 
     async def create(
-        self, user_id: str, data: dict[str, Any], client: Client = Client()
+        self,
+        user_id: str,
+        data: dict[str, Any],
+        client: Client = Client(),
+        new: NewId | None = None,
     ) -> Session:
-        session = self.lifetime.new_session(user_id, data, client)
+        session = self.lifetime.new_session(user_id, data, client, new)
         params = {
             "sid": session.id,
             "user_id": user_id,
@@ -93,6 +98,7 @@ class SqliteSessionStore(SqlSessionStore):
             "hard": session.max_expires_at,
             "address": client.address,
             "agent": client.user_agent,
+            "sealed": session.sealed,
         }
         await self.local.write(partial(self.local.rows_in, statement=INSERT_ONE, params=params))
         return session
@@ -177,8 +183,8 @@ class SqliteSessionStore(SqlSessionStore):
 
         return await self.local.write(work)
 
-    async def regenerate(self, session_id: str) -> Session | None:
+    async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         live_after = utcnow() - self.grace
         return await self.local.write(
-            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after)
+            lambda conn: regenerate_rows(conn, session_id, self.lifetime, live_after, new)
         )
