@@ -25,7 +25,7 @@ from statebridge.envelope import ApiError, success, validation_error
 from statebridge.observability import process
 from statebridge.observability.sessions import session_event
 from statebridge.stores.carts.base import CartItem, SessionGone, cart_total
-from statebridge.stores.sessions.base import Client, Session, id_hint
+from statebridge.stores.sessions.base import Client, Session, UnknownUser, id_hint
 from statebridge.timeutil import age_text, js_iso, js_now, utcnow
 
 router = APIRouter()
@@ -119,7 +119,10 @@ async def create_session(request: Request, body: Body, services: ServicesDep) ->
     client = Client.of(
         request.client.host if request.client else None, request.headers.get("user-agent")
     )
-    session = await services.sessions.create(user_id, data, client)
+    try:
+        session = await services.sessions.create(user_id, data, client)
+    except UnknownUser:  # deleted since the catalog was read
+        raise ApiError(404, "User not found") from None
     services.counts.changed()
     session_event("created", hint=id_hint(session.key), userId=user_id)
     payload = {

@@ -29,6 +29,10 @@ def id_hint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+class UnknownUser(LookupError):
+    """The session's user is not in the database (deleted after the catalog was read)."""
+
+
 @dataclass(frozen=True)
 class NewId:
     """What a store keeps a new session under: its key (statebridge/db/sessionkeys.py), and

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statebridge.batching import Coalescer, rounds
 from statebridge.stores.pgpool import PgPool
-from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
+from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session, UnknownUser
 from statebridge.stores.sessions.sql import SWEEP_LOCK, SqlSessionStore
 from statebridge.timeutil import utcnow
 
@@ -132,7 +132,10 @@ class PostgresSessionStore(SqlSessionStore):
         new: NewId | None = None,
     ) -> Session:
         session = self.lifetime.new_session(user_id, data, client, new)
-        await self._creates.submit(session)
+        try:
+            await self._creates.submit(session)
+        except asyncpg.ForeignKeyViolationError as exc:  # the user's row is gone
+            raise UnknownUser(user_id) from exc
         return session
 
     async def _create_many(self, batch: list[Session]) -> list[BaseException | None]:

@@ -7,6 +7,7 @@ writer of the file."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -17,7 +18,7 @@ from sqlalchemy import Connection
 
 from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import sessions
-from statebridge.stores.sessions.base import Client, NewId, Session
+from statebridge.stores.sessions.base import Client, NewId, Session, UnknownUser
 from statebridge.stores.sessions.sql import (
     COLUMNS,
     REFRESH,
@@ -100,7 +101,10 @@ class SqliteSessionStore(SqlSessionStore):
             "agent": client.user_agent,
             "sealed": session.sealed,
         }
-        await self.local.write(partial(self.local.rows_in, statement=INSERT_ONE, params=params))
+        try:
+            await self.local.write(partial(self.local.rows_in, statement=INSERT_ONE, params=params))
+        except sqlite3.IntegrityError as exc:  # the user's row is gone: the foreign key
+            raise UnknownUser(user_id) from exc
         return session
 
     async def get(self, session_id: str, strict: bool = False) -> Session | None:
