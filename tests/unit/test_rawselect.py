@@ -18,7 +18,13 @@ from statebridge.db.local import LocalSqlite
 from statebridge.db.rawselect import RawSelect
 from statebridge.db.tables import metadata, products, sessions, shopping_carts, users
 from statebridge.stores.carts.sqlite import ADD_LINE, CLEAR, LINES_OF, REMOVE_LINE
-from statebridge.stores.sessions.sqlite import DATA_BY_ID, INSERT_ONE, LIVE_BY_ID, WRITE_BY_ID
+from statebridge.stores.sessions.sqlite import (
+    DATA_BY_ID,
+    DESTROY_BY_ID,
+    INSERT_ONE,
+    LIVE_BY_ID,
+    WRITE_BY_ID,
+)
 
 NOW = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
 
@@ -202,6 +208,25 @@ def test_the_cart_writes_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
     assert lines[0].updated_at == later
     with by_raw.engine.begin() as conn, pytest.raises(sqlite3.IntegrityError):
         by_raw.rows_in(conn, ADD_LINE, {"sid": sid_of("f"), "pid": "prod001", "qty": 1, "now": NOW})
+    by_orm.close()
+    by_raw.close()
+
+
+@pytest.mark.parametrize("after", [NOW, NOW + timedelta(hours=2)])
+def test_the_session_delete_matches_sqlalchemy(tmp_path: Path, after: datetime) -> None:
+    """A live session is deleted with its cart lines (the foreign key's cascade, on the
+    sqlite3 connection too); an ended one is left alone, and says so."""
+    sid = SESSIONS[0][0]
+    params = {"sid": sid, "now": NOW, "after": after}
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    with by_orm.engine.begin() as conn:
+        expected = list(conn.execute(DESTROY_BY_ID, params))
+    with by_raw.engine.begin() as conn:
+        raw = by_raw.rows_in(conn, DESTROY_BY_ID, params)
+    same(raw, expected)
+    assert [row.id for row in raw] == ([sid] if after == NOW else [])
+    assert cart_file(by_raw) == cart_file(by_orm)
+    assert len(cart_file(by_raw)) == (0 if after == NOW else 3)
     by_orm.close()
     by_raw.close()
 

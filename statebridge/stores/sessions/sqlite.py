@@ -35,6 +35,7 @@ LIVE = sa.and_(
     sa.or_(sessions.c.max_expires_at.is_(None), sessions.c.max_expires_at > sa.bindparam("now")),
 )
 LIVE_BY_ID = sa.select(*COLUMNS).where(LIVE)
+DESTROY_BY_ID = sa.delete(sessions).where(LIVE).returning(sessions.c.id)
 INSERT_ONE = sa.insert(sessions).values(
     id=sa.bindparam("sid"),
     user_id=sa.bindparam("user_id"),
@@ -179,13 +180,13 @@ class SqliteSessionStore(SqlSessionStore):
         return session, int(session.data[key])
 
     async def destroy(self, session_id: str) -> bool:
-        def work(conn: Connection) -> bool:
-            statement = (
-                sa.delete(sessions).where(self._live(session_id, utcnow())).returning(sessions.c.id)
-            )
-            return conn.execute(statement).first() is not None
-
-        return await self.local.write(work)
+        now = utcnow()
+        params = {"sid": session_id, "now": now, "after": now - self.grace}
+        # its cart goes with it: ON DELETE CASCADE
+        found = await self.local.write(
+            partial(self.local.first_in, statement=DESTROY_BY_ID, params=params)
+        )
+        return found is not None
 
     async def regenerate(self, session_id: str, new: NewId | None = None) -> Session | None:
         live_after = utcnow() - self.grace
