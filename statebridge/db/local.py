@@ -81,7 +81,7 @@ class LocalSqlite:
         self._waiting: Engine | None = None  # for batches that must wait for another process
         self._batches: Coalescer[Work, Any] = Coalescer(self._run, limit=LIMIT, concurrency=1)
         self._raw: sqlite3.Connection | None = None
-        self._compiled: dict[int, tuple[Query, RawSelect]] = {}
+        self._compiled: dict[Query, RawSelect] = {}
 
     @property
     def engine(self) -> Engine:
@@ -106,13 +106,12 @@ class LocalSqlite:
         return self._raw
 
     def _compiled_for(self, statement: Query) -> RawSelect:
-        """Statements are module constants: compiled once each, kept by identity (with the
-        statement, so that its id is never reused)."""
-        known = self._compiled.get(id(statement))
-        if known is None:
-            known = (statement, RawSelect(statement, self.engine.dialect))
-            self._compiled[id(statement)] = known
-        return known[1]
+        """Statements are module constants: compiled once each, kept by the statement itself
+        (statements hash and compare by identity)."""
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = RawSelect(statement, self.engine.dialect)
+        return compiled
 
     async def select(self, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
         """The rows of one SELECT, at once, as `read` gives them."""
@@ -245,11 +244,6 @@ def driver(conn: Connection) -> sqlite3.Connection:
     if not isinstance(raw, sqlite3.Connection):
         raise TypeError("not a sqlite3 connection")
     return raw
-
-
-def execute(statement: Any, conn: Connection) -> None:
-    """A write with nothing to return (`write(partial(execute, statement))`)."""
-    conn.execute(statement)
 
 
 @contextmanager
