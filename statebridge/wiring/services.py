@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from statebridge.catalog.cache import CachedCatalog, build_invalidation
 from statebridge.catalog.replica import ReplicaCatalog
 from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
+from statebridge.catalog.sqlite import SqliteCatalog
 from statebridge.config import Settings
 from statebridge.db import schema
 from statebridge.db.engine import create_engine, sqlite_path
@@ -247,6 +248,8 @@ REPLICA_CONNECT_SECONDS = 2.0  # a replica that does not answer soon is skipped
 
 def catalog_source(settings: Settings, engine: AsyncEngine) -> tuple[AsyncEngine | None, Catalog]:
     """The catalog in the database; with DATABASE_READ_URL, its reads from that replica."""
+    if engine.dialect.name == "sqlite":
+        return None, SqliteCatalog(engine)
     primary = SqlCatalog(engine)
     if not settings.read_url:
         return None, primary

@@ -272,3 +272,47 @@ def test_a_locked_file_is_waited_for_on_a_worker_thread(tmp_path: Path) -> None:
     same(rows, expected)
     assert ticks >= 10  # the loop went on turning while the read waited
     local.close()
+
+
+def test_the_catalog_reads_match_sqlalchemy(tmp_path: Path) -> None:
+    from statebridge.catalog.sqlite import ALL_PRODUCTS, ALL_USERS, PRODUCT_BY_ID, USER_BY_ID
+
+    local = make_local(tmp_path / "k.db")
+    for statement, params in [
+        (ALL_USERS, {}),
+        (ALL_PRODUCTS, {}),
+        (USER_BY_ID, {"uid": "user001"}),
+        (USER_BY_ID, {"uid": "nobody"}),
+        (PRODUCT_BY_ID, {"pid": "prod002"}),
+        (PRODUCT_BY_ID, {"pid": "prod009"}),
+    ]:
+        same(asyncio.run(local.select(statement, params)), by_sqlalchemy(local, statement, params))
+    products_read = asyncio.run(local.select(ALL_PRODUCTS, {}))
+    assert [(row.id, row.price) for row in products_read] == [
+        ("prod001", 1), ("prod002", 2), ("prod003", 3),
+    ]  # fmt: skip
+    user = asyncio.run(local.select_first(USER_BY_ID, {"uid": "user001"}))
+    assert (user.email, user.preferences, user.created_at) == ("u@example.com", {}, NOW)
+    local.close()
+
+
+def test_the_preferences_write_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    from statebridge.catalog.sqlite import SET_PREFERENCES
+
+    params = {"uid": "user001", "prefs": {"theme": "dark", "ü": [1, None]}, "now": NOW}
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    with by_orm.engine.begin() as conn:
+        expected = list(conn.execute(SET_PREFERENCES, params))
+    with by_raw.engine.begin() as conn:
+        raw = by_raw.rows_in(conn, SET_PREFERENCES, params)
+    same(raw, expected)
+    assert raw[0].preferences == params["prefs"] and raw[0].updated_at == NOW
+
+    def user_row(local: LocalSqlite) -> tuple[Any, ...]:
+        return tuple(local.raw.execute("SELECT * FROM users").fetchone())
+
+    assert user_row(by_raw) == user_row(by_orm)
+    with by_raw.engine.begin() as conn:
+        assert by_raw.rows_in(conn, SET_PREFERENCES, {**params, "uid": "nobody"}) == []
+    by_orm.close()
+    by_raw.close()
