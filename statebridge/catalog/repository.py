@@ -28,7 +28,8 @@ class Catalog(Protocol):
     ) -> list[Record | None]: ...
 
 
-def user_record(row: sa.Row[Any]) -> Record:
+def user_record(row: Any) -> Record:
+    """A users row (SQLAlchemy's, or a named tuple with its columns) as the API shows it."""
     record: Record = {
         "id": row.id,
         "name": row.name,
@@ -46,7 +47,7 @@ def money(value: Decimal | float) -> float:
     return float(value)
 
 
-def product_record(row: sa.Row[Any]) -> Record:
+def product_record(row: Any) -> Record:
     return {
         "id": row.id,
         "name": row.name,

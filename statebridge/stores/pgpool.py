@@ -13,6 +13,7 @@ database errors (a foreign key, a deadlock) reach the caller as asyncpg raised t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -79,13 +80,29 @@ class PgPool:
         return self._pool
 
     async def fetch(self, query: str, *args: Any) -> list[Any]:
+        rows: list[Any] = await self._on_connection(
+            lambda connection: connection.fetch(query, *args)
+        )
+        return rows
+
+    async def fetch_each(self, query: str, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+        """`query` once per row of arguments, in order, in one transaction: each one's rows."""
+
+        async def each(connection: Any) -> list[list[Any]]:
+            async with connection.transaction():
+                return [await connection.fetch(query, *args) for args in rows]
+
+        answers: list[list[Any]] = await self._on_connection(each)
+        return answers
+
+    async def _on_connection(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
         try:
             pool = self._pool or await self._open()
             connection = await pool.acquire()
         except UNREACHABLE as exc:
             raise StoreUnavailable(f"database: {type(exc).__name__}: {exc}") from exc
         try:
-            return await connection.fetch(query, *args)  # type: ignore[no-any-return]
+            return await work(connection)
         except UNREACHABLE as exc:
             # never hand a connection that failed this way to the next caller: the pool
             # opens a new one in its place

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from statebridge.catalog.cache import CachedCatalog, build_invalidation
+from statebridge.catalog.postgres import PostgresCatalog
 from statebridge.catalog.replica import ReplicaCatalog
 from statebridge.catalog.repository import Catalog, SqlCatalog, seed_if_empty
 from statebridge.catalog.sqlite import SqliteCatalog
@@ -223,7 +224,7 @@ async def build_services(settings: Settings, migrate: bool = False) -> Services:
     invalidation = build_invalidation(
         settings.effective_database_url, settings.redis_url, listen_url=settings.direct_url
     )
-    read_engine, source = catalog_source(settings, engine)
+    read_engine, source = catalog_source(settings, engine, pool)
     if seeded and isinstance(source, ReplicaCatalog):
         source.wrote()  # the replica may not have the seed yet
     catalog = CachedCatalog(source, invalidation)
@@ -246,11 +247,14 @@ REPLICA_POOL = 5  # the catalog's reads are few: the cache answers most of them
 REPLICA_CONNECT_SECONDS = 2.0  # a replica that does not answer soon is skipped
 
 
-def catalog_source(settings: Settings, engine: AsyncEngine) -> tuple[AsyncEngine | None, Catalog]:
-    """The catalog in the database; with DATABASE_READ_URL, its reads from that replica."""
+def catalog_source(
+    settings: Settings, engine: AsyncEngine, pool: PgPool | None = None
+) -> tuple[AsyncEngine | None, Catalog]:
+    """The catalog in the database (on PostgreSQL, on the stores' pool); with
+    DATABASE_READ_URL, its reads from that replica."""
     if engine.dialect.name == "sqlite":
         return None, SqliteCatalog(engine)
-    primary = SqlCatalog(engine)
+    primary = PostgresCatalog(engine, pool) if pool is not None else SqlCatalog(engine)
     if not settings.read_url:
         return None, primary
     read_engine = create_engine(
