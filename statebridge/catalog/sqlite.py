@@ -5,6 +5,7 @@ transaction of its own through aiosqlite's thread."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ SET_PREFERENCES = (
 
 
 class SqliteCatalog(SqlCatalog):
-    @property
+    @cached_property
     def local(self) -> LocalSqlite:
         return local_sqlite(self.engine)
 

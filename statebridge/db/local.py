@@ -73,6 +73,17 @@ def sync_engine(path: str, busy_ms: int, static: bool) -> Engine:
     return engine
 
 
+_pid = os.getpid()  # this process's, kept by the fork hook: os.getpid() is a system call
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class LocalSqlite:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -86,17 +97,20 @@ class LocalSqlite:
     @property
     def engine(self) -> Engine:
         """One connection per process (a forked worker opens its own), never waiting."""
-        if self._engine is None or self._pid != os.getpid():
+        if self._engine is None or self._pid != _pid:
             self._engine = sync_engine(self.path, busy_ms=0, static=True)
             self._waiting = None
             self._raw = None
-            self._pid = os.getpid()
+            self._pid = _pid
         return self._engine
 
     @property
     def raw(self) -> sqlite3.Connection:
         """The `sqlite3` connection under `engine` (its one pooled connection, configured by
         its connect hook)."""
+        raw = self._raw
+        if raw is not None and self._pid == _pid:
+            return raw
         engine = self.engine
         if self._raw is None:
             pooled = engine.raw_connection()
@@ -130,6 +144,10 @@ class LocalSqlite:
     def first_in(self, conn: Connection, statement: Query, params: dict[str, Any]) -> Any:
         """Inside a write: the first row of one statement, or None."""
         return self._compiled_for(statement).first(driver(conn), params)
+
+    def each_in(self, conn: Connection, statement: Query, params: list[dict[str, Any]]) -> None:
+        """Inside a write: one statement without RETURNING, once per set of parameters."""
+        self._compiled_for(statement).each(driver(conn), params)
 
     async def _select(self, statement: sa.Select[Any], params: dict[str, Any], first: bool) -> Any:
         compiled = self._compiled_for(statement)

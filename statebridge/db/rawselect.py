@@ -73,6 +73,10 @@ class RawSelect:
     def rows(self, conn: sqlite3.Connection, params: dict[str, Any]) -> list[Any]:
         return [self._row(values) for values in conn.execute(self.sql, self._args(params))]
 
+    def each(self, conn: sqlite3.Connection, params: list[dict[str, Any]]) -> None:
+        """The statement once per set of parameters (`executemany`); no rows."""
+        conn.executemany(self.sql, [self._args(one) for one in params])
+
     def first(self, conn: sqlite3.Connection, params: dict[str, Any]) -> Any:
         """The first row, or None; the statement runs to its end (a write's every row)."""
         found = conn.execute(self.sql, self._args(params)).fetchall()

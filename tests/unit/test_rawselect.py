@@ -316,3 +316,29 @@ def test_the_preferences_write_stores_what_sqlalchemy_stores(tmp_path: Path) -> 
         assert by_raw.rows_in(conn, SET_PREFERENCES, {**params, "uid": "nobody"}) == []
     by_orm.close()
     by_raw.close()
+
+
+def test_the_expiry_slides_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The batched sliding-expiry write (one executemany): a later expiry is written, an
+    earlier one never takes back a later one, an unknown id changes nothing."""
+    from statebridge.stores.sessions.sql import REFRESH
+
+    later = NOW + timedelta(minutes=20, microseconds=3)
+    params = [
+        {"sid": SESSIONS[0][0], "last": NOW + timedelta(minutes=5), "expires": later},
+        {"sid": SESSIONS[1][0], "last": NOW, "expires": NOW},  # earlier: left alone
+        {"sid": sid_of("z"), "last": NOW, "expires": later},
+    ]
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    with by_orm.engine.begin() as conn:
+        conn.execute(REFRESH, params)
+    with by_raw.engine.begin() as conn:
+        by_raw.each_in(conn, REFRESH, params)
+    for sid in (SESSIONS[0][0], SESSIONS[1][0]):
+        assert stored(by_raw, sid) == stored(by_orm, sid)
+    read = by_sqlalchemy(by_raw, LIVE_BY_ID, {"sid": SESSIONS[0][0], "now": NOW, "after": NOW})
+    assert read[0].expires_at == later and read[0].last_accessed == NOW + timedelta(minutes=5)
+    unchanged = by_sqlalchemy(by_raw, LIVE_BY_ID, {"sid": SESSIONS[1][0], "now": NOW, "after": NOW})
+    assert unchanged[0].expires_at == NOW + timedelta(minutes=15)
+    by_orm.close()
+    by_raw.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +51,7 @@ CLEAR = sa.delete(shopping_carts).where(shopping_carts.c.session_id == sa.bindpa
 
 
 class SqliteCartStore(CartStore):
-    @property
+    @cached_property
     def local(self) -> LocalSqlite:
         return local_sqlite(self.engine)
 

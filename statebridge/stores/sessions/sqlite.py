@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,7 +79,7 @@ def bump(value: Any) -> int:
 class SqliteSessionStore(SqlSessionStore):
     _slides: dict[str, tuple[datetime, datetime]] | None = None
 
-    @property
+    @cached_property
     def local(self) -> LocalSqlite:
         return local_sqlite(self.engine)
 
@@ -137,7 +137,7 @@ class SqliteSessionStore(SqlSessionStore):
             for session_id, (last, expires) in sorted(slides.items())
         ]
         if params:
-            conn.execute(REFRESH, params)
+            self.local.each_in(conn, REFRESH, params)
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
