@@ -253,6 +253,33 @@ def restore(
     summary(report, as_json)
 
 
+@migrate_app.command("sample")
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="The folder to write into (created)")],
+    users: Annotated[int, typer.Option(help="Users to generate", min=0)] = 0,
+    products: Annotated[int, typer.Option(help="Products to generate", min=0)] = 0,
+    phase1_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--phase1-config",
+            help="Phase 1's server-config.json: also write a copy whose mockData holds the "
+            "same records after its own",
+        ),
+    ] = None,
+) -> None:
+    """Write users.json and products.json of the given sizes, in Phase 1's shape (the records
+    `migrate bench` generates), for `migrate data` and for benchmarks."""
+    from statebridge.ops.migrate.database import MigrateError
+    from statebridge.ops.migrate.sample import write_sample
+
+    try:
+        report = write_sample(out, users, products, phase1_config)
+    except MigrateError as exc:
+        fail(str(exc))
+    for path, records, size in report.written:
+        typer.echo(f"wrote {path}: {records:,} records, {size:,} bytes")
+
+
 @migrate_app.command("bench")
 def bench(
     users: Annotated[int, typer.Option(help="Users to generate", min=1)] = 100_000,

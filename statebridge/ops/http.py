@@ -35,6 +35,7 @@ class Answer:
     headers: dict[str, str]
     body: bytes
     keep: bool = True
+    size: int = 0  # bytes read for it: head and body (with any chunk framing)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -76,24 +77,30 @@ async def read_answer(reader: asyncio.StreamReader, keep_body: bool = True) -> A
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     body = b""
+    read = len(head)
     if "chunked" in headers.get("transfer-encoding", "").lower():
         parts: list[bytes] = []
         while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            size_line = await reader.readuntil(b"\r\n")
+            read += len(size_line)
+            size = int(size_line.split(b";")[0], 16)
             if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass  # trailers
+                while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    read += len(trailer)
+                read += len(trailer)
                 break
             chunk = await reader.readexactly(size + 2)
+            read += len(chunk)
             if keep_body:
                 parts.append(chunk[:-2])
         body = b"".join(parts)
     elif length := int(headers.get("content-length") or 0):
         body = await reader.readexactly(length)
+        read += length
         if not keep_body:
             body = b""
     keep = headers.get("connection", "").lower() != "close"
-    return Answer(status, headers, body, keep)
+    return Answer(status, headers, body, keep, read)
 
 
 class Connection:

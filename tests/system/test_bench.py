@@ -99,7 +99,13 @@ def test_bench_against_a_baseline_writes_json_and_a_table(
         else:
             assert "cpu_us_per_request" not in result and not result["cpu_by_pid"], result
     assert report["targets"][0]["pids"] == [server_pid, os.getpid()]
-    assert "| CPU µs/req | machine busy |" in done.stdout
+    # bytes per answer: the body as sent, plus a head of some hundred bytes
+    users = httpx.get(f"{target.stateless_url}/users", timeout=10)
+    by_scenario = {row["scenario"]: row for row in report["summary"]}
+    for server in ("statebridge", "again"):
+        size = by_scenario["GET /users"][server]["bytes_per_answer"]
+        assert len(users.content) < size < len(users.content) + 1000, (server, size)
+    assert "| KB/answer | CPU µs/req | machine busy |" in done.stdout
     assert "| GET /users | statebridge |" in done.stdout
     assert "| mix: POST /cart/add + GET /cart | statebridge |" in done.stdout
 

@@ -451,3 +451,51 @@ def test_input_is_streamed_not_loaded(pg_env: dict[str, str], tmp_path: Path) ->
     peak = peak_rss_mb(pg_env, "migrate", "data", "--users", str(big), "--json")
     assert sql_rows(pg_env, "SELECT count(*) FROM users") == [(151,)]
     assert peak - baseline < 60, f"peak {peak:.0f} MB against {baseline:.0f} MB for a tiny file"
+
+
+# -- sample files ---------------------------------------------------------------------------
+
+
+def test_sample_files_migrate_and_extend_phase1s_config(tmp_path: Path) -> None:
+    """`migrate sample` writes what `migrate data` takes, and a Phase 1 config holding the
+    same records after its own: both servers then serve the same catalog."""
+    out = tmp_path / "sample"
+    done = statebridge(
+        {}, "migrate", "sample", "--products", "250", "--users", "40", "--out", str(out),
+        "--phase1-config", str(PHASE1 / "server-config.json"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "products.json: 250 records" in done.stdout
+    products = json.loads((out / "products.json").read_text())
+    users = json.loads((out / "users.json").read_text())
+    assert len(products) == 250 and len({p["id"] for p in products}) == 250
+    assert len(users) == 40 and all("@" in u["email"] for u in users)
+    config = json.loads((out / "server-config.json").read_text())
+    own = phase1("server-config.json")["mockData"]
+    assert config["mockData"]["products"] == own["products"] + products
+    assert config["mockData"]["users"] == own["users"] + users
+    assert config["ports"] == phase1("server-config.json")["ports"]  # the rest as it was
+
+    env = {"STATEBRIDGE_DATA_DIR": str(tmp_path / "data")}
+    data = report(env, "migrate", "data", "--phase1-config", str(out / "server-config.json"))
+    tables = by_table(data)
+    assert tables["products"]["verification"]["ok"] and tables["products"]["read"] == 253
+    assert sql_rows(env, "SELECT count(*) FROM products") == [(253,)]
+
+
+def test_sample_refusals_are_one_line(tmp_path: Path) -> None:
+    nothing = statebridge({}, "migrate", "sample", "--out", str(tmp_path / "x"))
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip() == (
+        "statebridge: nothing to write: give --users or --products above 0"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"ports": {}}')
+    done = statebridge(
+        {}, "migrate", "sample", "--products", "1", "--out", str(tmp_path / "y"),
+        "--phase1-config", str(bad),
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"statebridge: {bad} has no mockData object: not Phase 1's server-config.json"
+    )

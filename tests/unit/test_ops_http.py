@@ -74,6 +74,10 @@ def test_keep_alive_answers_by_length_and_by_chunks() -> None:
     assert b'Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{"k":1}' in sent
     assert (closed.status, closed.keep) == (404, False)
     assert again.status == 200  # a new connection after the close
+    # the bytes each answer took on the wire, head and body (chunk framing and trailer too)
+    assert [length.size, chunked.size, closed.size] == [
+        len(ANSWERS[b"/length"]), len(ANSWERS[b"/chunked"]), len(ANSWERS[b"/close"]),
+    ]  # fmt: skip
 
 
 def test_a_garbled_answer_is_a_socket_error() -> None:

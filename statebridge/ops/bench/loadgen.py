@@ -34,6 +34,7 @@ class Tally:
     status_errors: int = 0
     socket_errors: int = 0
     flows: int = 0
+    bytes_read: int = 0  # of the answers, heads included
 
 
 class Writer:
@@ -113,6 +114,7 @@ async def connection(
             await asyncio.sleep(0.01)
             continue
         tally.latencies_us.append((time.perf_counter_ns() - started) // 1000)
+        tally.bytes_read += answer.size
         if answer.status >= 400:
             tally.status_errors += 1
     await link.close()
@@ -156,6 +158,7 @@ async def one_pass(
             await asyncio.sleep(0.01)
             return
         tally.latencies_us.append((time.perf_counter_ns() - started) // 1000)
+        tally.bytes_read += answer.size
         if not 200 <= answer.status < 300:
             tally.status_errors += 1
             return
@@ -207,6 +210,7 @@ def figures(tally: Tally, elapsed: float) -> dict[str, Any]:
         "p90": percentile(ordered, 0.90),
         "p99": percentile(ordered, 0.99),
         "max": ordered[-1] if ordered else 0,
+        "bytes": tally.bytes_read,
     }
 
 

@@ -51,6 +51,7 @@ class Result:
     engine: str = ""  # wrk | python
     flows: int | None = None  # a flow case's complete passes (lifecycles, sessions ended)
     flow_unit: str = ""
+    bytes_read: int | None = None  # of every answer, heads included (wrk's count, or ours)
 
     @property
     def rps(self) -> float:
@@ -75,6 +76,8 @@ class Result:
         if self.cpu_seconds is not None and self.responses > 0:
             data["cpu_us_per_request"] = round(1e6 * self.cpu_seconds / self.responses, 1)
         data["cpu_by_pid"] = {str(pid): seconds for pid, seconds in self.cpu_by_pid.items()}
+        if self.bytes_read is not None and self.responses > 0:
+            data["bytes_per_answer"] = round(self.bytes_read / self.responses)
         if self.flows is not None and self.seconds > 0:
             data["flows_per_s"] = round(self.flows / self.seconds, 1)
         if self.machine_busy_percent is not None:

@@ -59,6 +59,13 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def kilobytes(size: int | None) -> str:
+    """An answer's size on the wire: KB with two decimals below 10 KB, whole KB above."""
+    if size is None:
+        return "-"
+    return fmt(size / 1000, 2 if size < 10_000 else 0)
+
+
 def machine_busy(data: dict[str, Any]) -> str:
     busy = data.get("machine_busy_percent")
     return "-" if busy is None else f"{busy:.0f}%"
@@ -92,7 +99,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
     )
     header = (
         "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | errors | success "
-        "| CPU µs/req | machine busy |"
+        "| KB/answer | CPU µs/req | machine busy |"
         + (" disk stall ms |" if watched else "")
         + (" conns opened |" if counted else "")
         + " ratio |"
@@ -108,6 +115,7 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
                 f"| {row['scenario'] if index == 0 else ''} | {name} | {rate(data)} | "
                 f"{fmt(data['p50_ms'], 2)} | {fmt(data['p90_ms'], 2)} | {fmt(data['p99_ms'], 2)} | "
                 f"{data['errors']} | {100 * data['success_rate']:.2f}% | "
+                f"{kilobytes(data.get('bytes_per_answer'))} | "
                 f"{fmt(data.get('cpu_us_per_request'), 0)} | {machine_busy(data)} | "
                 + (f"{fmt(data.get('disk_stall_ms'), 0)} | " if watched else "")
                 + (f"{fmt(data.get('connections_opened'), 0)} | " if counted else "")

@@ -152,6 +152,7 @@ class Runner:
             engine="python" if case.flow else self.engine,
             flows=data.get("flows"),
             flow_unit=case.unit,
+            bytes_read=data.get("bytes"),
         )
 
     def soak(self, target: Target, say: Say) -> dict[str, Any]:
