@@ -210,6 +210,8 @@ def test_database_commands_print_one_document(tmp_path: Path) -> None:
                     "--json")
     )  # fmt: skip
     assert bench["users"] == 20 and bench["timings"]
+    migrations = [t for t in bench["timings"] if t["step"].startswith("statebridge ")]
+    assert len(migrations) == 2 and all(t["cpu_seconds"] > 0 for t in migrations), migrations
     assert one_document(statebridge(env, "db", "downgrade", "base", "--json")) == {
         "revision": "base"
     }

@@ -79,8 +79,18 @@ def render_bench(report: BenchReport, console: Console) -> None:
         f"{counted(report.products, 'product', grouped=True)} "
         f"({megabytes:.1f} MB of JSON) on {report.target}"
     )
-    rows = [[t.step, t.rows, f"{t.seconds:.2f}", f"{t.rate:,.0f}"] for t in report.timings]
-    console.print(counts_table(title, ["step", "rows", "seconds", "rows/s"], rows))
+    rows = [
+        [
+            t.step,
+            t.rows,
+            f"{t.seconds:.2f}",
+            f"{t.rate:,.0f}",
+            "-" if t.cpu_us_per_row is None else f"{t.cpu_us_per_row:.1f}",
+        ]
+        for t in report.timings
+    ]
+    headers = ["step", "rows", "seconds", "rows/s", "CPU µs/row (this process)"]
+    console.print(counts_table(title, headers, rows))
     for note in report.notes:
         console.print(note)
 
