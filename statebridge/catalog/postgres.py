@@ -10,7 +10,15 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from statebridge.catalog.repository import Record, SqlCatalog, product_record, user_record
+from statebridge.catalog.repository import (
+    Changes,
+    Record,
+    SqlCatalog,
+    answered,
+    last_changes,
+    product_record,
+    user_record,
+)
 from statebridge.db.engine import json_dumps
 from statebridge.timeutil import utcnow
 
@@ -68,21 +76,14 @@ class PostgresCatalog(SqlCatalog):
         rows = await self.pool.fetch(PRODUCT_BY_ID, product_id)
         return product_of(rows[0]) if rows else None
 
-    async def set_preferences_many(
-        self, changes: list[tuple[str, dict[str, Any]]]
-    ) -> list[Record | None]:
-        """As `SqlCatalog.set_preferences_many`: each user's row written once, with its last
-        change, in id order, in one transaction; one user's change is one statement."""
-        last = {user_id: preferences for user_id, preferences in changes}
+    async def set_preferences_many(self, changes: Changes) -> list[Record | None]:
+        """As `SqlCatalog.set_preferences_many`, one statement per user on the pool."""
         now = utcnow()
-        rows = [(user_id, json_dumps(last[user_id]), now) for user_id in sorted(last)]
-        if len(rows) == 1:
-            answers = [await self.pool.fetch(SET_PREFERENCES, *rows[0])]
-        else:
-            answers = await self.pool.fetch_each(SET_PREFERENCES, rows)
+        rows = [
+            (user_id, json_dumps(preferences), now)
+            for user_id, preferences in last_changes(changes)
+        ]
+        answers = await self.pool.fetch_each(SET_PREFERENCES, rows)
         written = {row[0]: user_of(found[0]) for row, found in zip(rows, answers, strict=True)
                    if found}  # fmt: skip
-        return [
-            {**written[user_id], "preferences": preferences} if user_id in written else None
-            for user_id, preferences in changes
-        ]
+        return answered(changes, written)

@@ -43,6 +43,26 @@ def user_record(row: Any) -> Record:
     return record
 
 
+Changes = list[tuple[str, dict[str, Any]]]  # (user id, preferences), in arrival order
+
+
+def last_changes(changes: Changes) -> list[tuple[str, dict[str, Any]]]:
+    """Each user's last change, in id order: the rows a batch writes, and the order it
+    writes them in (so that two batches never wait on each other in a cycle)."""
+    last = {user_id: preferences for user_id, preferences in changes}
+    return sorted(last.items())
+
+
+def answered(changes: Changes, written: dict[str, Record]) -> list[Record | None]:
+    """Each change's answer: the user as written, with that change's own preferences (as if
+    each had been applied alone and at once overwritten by the next); None for an unknown
+    user."""
+    return [
+        {**written[user_id], "preferences": preferences} if user_id in written else None
+        for user_id, preferences in changes
+    ]
+
+
 def money(value: Decimal | float) -> float:
     return float(value)
 
@@ -86,32 +106,24 @@ class SqlCatalog:
     async def set_preferences(self, user_id: str, preferences: dict[str, Any]) -> Record | None:
         return (await self.set_preferences_many([(user_id, preferences)]))[0]
 
-    async def set_preferences_many(
-        self, changes: list[tuple[str, dict[str, Any]]]
-    ) -> list[Record | None]:
+    async def set_preferences_many(self, changes: Changes) -> list[Record | None]:
         """Apply the changes in order, in one transaction: each user's row is written once,
-        with the last of its changes, and each change gets the user as it left them (its own
-        preferences), as if each had been applied alone and at once overwritten by the next.
-        Rows are written in id order, so two such transactions never wait on each other in a
-        cycle."""
-        last = {user_id: preferences for user_id, preferences in changes}
+        with the last of its changes (`last_changes`), and each change is answered as
+        `answered` says."""
         now = utcnow()
         written: dict[str, Record] = {}
         async with self.engine.begin() as conn:
-            for user_id in sorted(last):
+            for user_id, preferences in last_changes(changes):
                 statement = (
                     sa.update(users)
                     .where(users.c.id == user_id)
-                    .values(preferences=last[user_id], updated_at=now)
+                    .values(preferences=preferences, updated_at=now)
                     .returning(*users.c)
                 )
                 row = (await conn.execute(statement)).first()
                 if row is not None:
                     written[user_id] = user_record(row)
-        return [
-            {**written[user_id], "preferences": preferences} if user_id in written else None
-            for user_id, preferences in changes
-        ]
+        return answered(changes, written)
 
 
 SEED_LOCK = 0x5B_5EED  # the advisory lock id of the first-start seeding

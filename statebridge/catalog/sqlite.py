@@ -6,12 +6,19 @@ transaction of its own through aiosqlite's thread."""
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from statebridge.catalog.repository import Record, SqlCatalog, product_record, user_record
+from statebridge.catalog.repository import (
+    Changes,
+    Record,
+    SqlCatalog,
+    answered,
+    last_changes,
+    product_record,
+    user_record,
+)
 from statebridge.db.local import LocalSqlite, local_sqlite
 from statebridge.db.tables import products, users
 from statebridge.timeutil import utcnow
@@ -48,25 +55,17 @@ class SqliteCatalog(SqlCatalog):
         row = await self.local.select_first(PRODUCT_BY_ID, {"pid": product_id})
         return product_record(row) if row is not None else None
 
-    async def set_preferences_many(
-        self, changes: list[tuple[str, dict[str, Any]]]
-    ) -> list[Record | None]:
-        """As `SqlCatalog.set_preferences_many`: each user's row written once, with its last
-        change, in id order; each change answered with its own preferences."""
-        last = {user_id: preferences for user_id, preferences in changes}
+    async def set_preferences_many(self, changes: Changes) -> list[Record | None]:
+        """As `SqlCatalog.set_preferences_many`, in the next shared transaction."""
         now = utcnow()
 
         def work(conn: Connection) -> dict[str, Record]:
             written: dict[str, Record] = {}
-            for user_id in sorted(last):
-                params = {"uid": user_id, "prefs": last[user_id], "now": now}
+            for user_id, preferences in last_changes(changes):
+                params = {"uid": user_id, "prefs": preferences, "now": now}
                 row = self.local.first_in(conn, SET_PREFERENCES, params)
                 if row is not None:
                     written[user_id] = user_record(row)
             return written
 
-        written = await self.local.write(work)
-        return [
-            {**written[user_id], "preferences": preferences} if user_id in written else None
-            for user_id, preferences in changes
-        ]
+        return answered(changes, await self.local.write(work))

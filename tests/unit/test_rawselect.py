@@ -74,6 +74,20 @@ def make_local(path: Path) -> LocalSqlite:
     return local
 
 
+def both_ways(
+    tmp_path: Path, statement: Any, params: dict[str, Any]
+) -> tuple[LocalSqlite, LocalSqlite, list[Any], list[Any]]:
+    """A write with RETURNING on two files holding the same rows, each committed: by
+    SQLAlchemy on the first, on the `sqlite3` connection on the second. The two files, the
+    raw rows, and SQLAlchemy's."""
+    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
+    with by_orm.engine.begin() as conn:
+        expected = list(conn.execute(statement, params))
+    with by_raw.engine.begin() as conn:
+        raw = by_raw.rows_in(conn, statement, params)
+    return by_orm, by_raw, raw, expected
+
+
 def by_sqlalchemy(local: LocalSqlite, statement: Any, params: dict[str, Any]) -> list[Any]:
     with local.engine.connect() as conn:
         return list(conn.execute(statement, params))
@@ -218,11 +232,7 @@ def test_the_session_delete_matches_sqlalchemy(tmp_path: Path, after: datetime) 
     sqlite3 connection too); an ended one is left alone, and says so."""
     sid = SESSIONS[0][0]
     params = {"sid": sid, "now": NOW, "after": after}
-    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
-    with by_orm.engine.begin() as conn:
-        expected = list(conn.execute(DESTROY_BY_ID, params))
-    with by_raw.engine.begin() as conn:
-        raw = by_raw.rows_in(conn, DESTROY_BY_ID, params)
+    by_orm, by_raw, raw, expected = both_ways(tmp_path, DESTROY_BY_ID, params)
     same(raw, expected)
     assert [row.id for row in raw] == ([sid] if after == NOW else [])
     assert cart_file(by_raw) == cart_file(by_orm)
@@ -300,11 +310,7 @@ def test_the_preferences_write_stores_what_sqlalchemy_stores(tmp_path: Path) -> 
     from statebridge.catalog.sqlite import SET_PREFERENCES
 
     params = {"uid": "user001", "prefs": {"theme": "dark", "ü": [1, None]}, "now": NOW}
-    by_orm, by_raw = make_local(tmp_path / "o.db"), make_local(tmp_path / "r.db")
-    with by_orm.engine.begin() as conn:
-        expected = list(conn.execute(SET_PREFERENCES, params))
-    with by_raw.engine.begin() as conn:
-        raw = by_raw.rows_in(conn, SET_PREFERENCES, params)
+    by_orm, by_raw, raw, expected = both_ways(tmp_path, SET_PREFERENCES, params)
     same(raw, expected)
     assert raw[0].preferences == params["prefs"] and raw[0].updated_at == NOW
 
