@@ -232,3 +232,27 @@ def check_disk(name: str) -> str:
         real = ", ".join(real_devices(known))
         raise typer.BadParameter(f"no block device {device!r}; /proc/diskstats has: {real}")
     return device
+
+
+def bench_floor(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 5301,
+) -> None:
+    """Serve the floor: a bare app on statebridge's own stack (Granian, asyncpg, redis-py,
+    batched calls) whose routes /http, /redis, /postgres and /write do the least a request
+    can do, to measure with `statebridge bench --endpoints` beside statebridge's routes
+    (docs/benchmarks.md, "The floor"). Needs DATABASE_URL (PostgreSQL) and REDIS_URL; runs
+    until stopped and then removes its table and keys."""
+    import os
+
+    from statebridge.cli.support import fail, load_settings
+    from statebridge.ops.bench.floor import granian_command
+
+    settings = load_settings()
+    if settings.embedded or not settings.redis_url:
+        fail("bench-floor needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    command = granian_command(host, port)
+    sys.stdout.flush()
+    os.execv(command[0], command)  # the same process id: `--pid` finds it

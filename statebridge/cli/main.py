@@ -14,6 +14,7 @@ from statebridge import __version__
 from statebridge.cli import migrate as migrate_commands  # light: commands import lazily
 from statebridge.cli import remote  # light: commands import lazily
 from statebridge.cli.bench import bench as bench_command  # light: it imports lazily
+from statebridge.cli.bench import bench_floor as bench_floor_command
 from statebridge.cli.deploy import deploy_app
 from statebridge.cli.faults import faults as faults_command  # light: it imports lazily
 from statebridge.cli.sessions import sessions_app  # light: it imports lazily
@@ -36,6 +37,7 @@ app.add_typer(migrate_commands.migrate_app, name="migrate")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(sessions_app, name="sessions")
 app.command("bench")(bench_command)
+app.command("bench-floor")(bench_floor_command)
 app.command("faults")(faults_command)
 PROG = "statebridge"
 COMPLETE_VAR = "_STATEBRIDGE_COMPLETE"

@@ -124,6 +124,7 @@ SETTINGS_COMMANDS = {
     "db downgrade": ("db", "downgrade"),
     "db current": ("db", "current"),
     "soak": ("soak", "--duration", "1", "--connections", "2", "--instances", "1"),
+    "bench-floor": ("bench-floor", "--port", "1"),
 }
 
 
