@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -77,13 +77,20 @@ class Floor:
             f"INSERT INTO {TABLE} SELECT n, $1 FROM generate_series(1, {ROWS}) AS n",
             record.decode(),
         )
-        await self.redis.mset({key(row): record for row in range(1, ROWS + 1)})
+        await self._each_key(lambda pipe, name: pipe.set(name, record))
 
     async def close(self) -> None:
         await self.pool.fetch(f"DROP TABLE IF EXISTS {TABLE}")
-        await self.redis.delete(*(key(row) for row in range(1, ROWS + 1)))
+        await self._each_key(lambda pipe, name: pipe.delete(name))
         await self.pool.close()
         await self.redis.aclose()
+
+    async def _each_key(self, queue: Callable[[Any, str], Any]) -> None:
+        """One command per key, pipelined (keys of any hash slot: a cluster takes it too)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for row in range(1, ROWS + 1):
+            queue(pipe, key(row))
+        await pipe.execute()
 
     def next_row(self) -> int:
         return next(self.turn) % ROWS + 1
