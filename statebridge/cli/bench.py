@@ -241,8 +241,8 @@ def bench_floor(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 5301,
 ) -> None:
     """Serve the floor: a bare app on statebridge's own stack (Granian, asyncpg, redis-py,
-    batched calls) whose routes /http, /redis, /postgres and /write do the least a request
-    can do, to measure with `statebridge bench --endpoints` beside statebridge's routes
+    batched calls) whose routes /http, /redis, /postgres, /save and /write do the least a
+    request can do, to measure with `statebridge bench --endpoints` beside statebridge's routes
     (docs/benchmarks.md, "The floor"). Needs DATABASE_URL (PostgreSQL) and REDIS_URL; runs
     until stopped and then removes its table and keys."""
     import os

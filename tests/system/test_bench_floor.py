@@ -68,7 +68,7 @@ def test_write_commits_the_row_and_caches_the_record(
     assert sum(visits.values()) == ROWS + 5
     for row, count in visits.items():  # Redis holds what PostgreSQL committed
         assert json.loads(client.get(f"{PREFIX}{row}") or b"{}")["visits"] == count
-    for path in ("/http", "/redis", "/postgres"):
+    for path in ("/http", "/redis", "/postgres", "/save"):
         answer = httpx.get(f"{url}{path}", timeout=5)
         assert (answer.status_code, answer.json()) == (200, {"success": True, "message": "floor"})
     assert httpx.get(f"{url}/nowhere", timeout=5).status_code == 404
@@ -82,7 +82,7 @@ def test_bench_measures_every_route(
     done = subprocess.run(
         [
             sys.executable, "-m", "statebridge", "bench", "--url", url,
-            "--endpoints", "/http,/redis,/postgres,/write", "--no-stateful",
+            "--endpoints", "/http,/redis,/postgres,/save,/write", "--no-stateful",
             "--duration", "1", "--warmup", "0", "--connections", "4",
             "--pid", str(process.pid), "--out", str(out),
         ],
@@ -91,7 +91,7 @@ def test_bench_measures_every_route(
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     runs = {run["scenario"]: run for run in report["results"]}
-    assert sorted(runs) == ["GET /http", "GET /postgres", "GET /redis", "GET /write"]
+    assert sorted(runs) == ["GET /http", "GET /postgres", "GET /redis", "GET /save", "GET /write"]
     for run in runs.values():
         assert run["responses"] > 0 and run["errors"] == 0, run
         assert run["cpu_us_per_request"] > 0, run

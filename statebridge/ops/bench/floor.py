@@ -8,10 +8,12 @@ no body (so nothing to parse):
 - `/http`: a fixed answer; the HTTP server and the event loop alone.
 - `/redis`: one key read from Redis.
 - `/postgres`: one row updated in PostgreSQL, committed (durable) before the answer.
-- `/write`: what any session write must do at least: the record read from Redis, changed,
-  written to PostgreSQL (committed) and then to Redis.
+- `/save`: a record committed to PostgreSQL, then written to Redis (a write that needs
+  nothing read first, as one UPDATE ... RETURNING would read and write in one statement).
+- `/write`: what a session write does here: the record read from Redis, changed, written
+  to PostgreSQL (committed) and then to Redis.
 
-`statebridge bench --url <floor> --endpoints /http,/redis,/postgres,/write --pid <its pid>`
+`statebridge bench --url <floor> --endpoints /http,/redis,/postgres,/save,/write --pid <its pid>`
 measures it; set against statebridge's routes and Phase 1 on the same machine, it says how
 much of statebridge's CPU per request is its own code and how much the stack's
 (docs/benchmarks.md, "The floor"). It keeps ROWS rows in a table of its own and as many
@@ -123,6 +125,11 @@ class Floor:
             return 200
         if path == "/postgres":
             await self.saves.submit((row, orjson.dumps(RECORD).decode()))
+            return 200
+        if path == "/save":
+            changed = orjson.dumps(RECORD)
+            await self.saves.submit((row, changed.decode()))
+            await self.caches.submit((key(row), changed))
             return 200
         if path == "/write":
             found = await self.reads.submit(key(row))
