@@ -248,11 +248,10 @@ def bench_floor(
     import os
 
     from statebridge.cli.support import fail, load_settings
-    from statebridge.ops.bench.floor import granian_command
+    from statebridge.ops.bench.floor import NEEDS, granian_command, has_services
 
-    settings = load_settings()
-    if settings.embedded or not settings.redis_url:
-        fail("bench-floor needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    if not has_services(load_settings()):
+        fail(NEEDS)
     command = granian_command(host, port)
     sys.stdout.flush()
     os.execv(command[0], command)  # the same process id: `--pid` finds it

@@ -50,8 +50,14 @@ ANSWER = orjson.dumps({"success": True, "message": "floor"})
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]
 UPDATE = (
     f"UPDATE {TABLE} SET record = changed.record "
-    "FROM unnest($1::int[], $2::text[]) AS changed(id, record) WHERE {TABLE}.id = changed.id"
-).replace("{TABLE}", TABLE)
+    f"FROM unnest($1::int[], $2::text[]) AS changed(id, record) WHERE {TABLE}.id = changed.id"
+)
+NEEDS = "bench-floor needs DATABASE_URL (PostgreSQL) and REDIS_URL"
+
+
+def has_services(settings: Settings) -> bool:
+    """The floor runs on PostgreSQL and Redis only."""
+    return not settings.embedded and bool(settings.redis_url)
 
 
 def key(row: int) -> str:
@@ -62,8 +68,8 @@ class Floor:
     """The stores the routes reach, opened at startup."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.embedded or not settings.redis_url:
-            raise ValueError("the floor needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+        if not has_services(settings):
+            raise ValueError(NEEDS)
         self.pool = PgPool(create_async_engine(settings.effective_database_url))
         self.redis = connect_redis(settings.redis_url)
         self.reads: Coalescer[str, bytes | None] = Coalescer(self._read)

@@ -7,6 +7,7 @@ holds the same records after its own, so both servers serve the same list.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class SampleReport:
 
 
 def phase1_config_with(
-    config: Path, users: list[dict[str, Any]], products: list[dict[str, Any]]
+    config: Path, users: Iterable[dict[str, Any]], products: Iterable[dict[str, Any]]
 ) -> bytes:
     """Phase 1's config with the records added after its own mockData."""
     try:
@@ -53,18 +54,20 @@ def write_sample(
     except OSError as exc:
         raise MigrateError(f"cannot create {out}: {exc.strerror}") from None
     report = SampleReport()
+    made_users: Iterable[dict[str, Any]] = fake_users(users)
+    made_products: Iterable[dict[str, Any]] = fake_products(products)
+    if phase1_config is not None:  # the config holds them all anyway: made once, used twice
+        made_users, made_products = list(made_users), list(made_products)
     for name, count, records in (
-        ("users.json", users, fake_users),
-        ("products.json", products, fake_products),
+        ("users.json", users, made_users),
+        ("products.json", products, made_products),
     ):
         if count:
             path = out / name
-            write_array(path, records(count))
+            write_array(path, iter(records))
             report.written.append((str(path), count, path.stat().st_size))
     if phase1_config is not None:
-        text = phase1_config_with(
-            phase1_config, list(fake_users(users)), list(fake_products(products))
-        )
+        text = phase1_config_with(phase1_config, made_users, made_products)
         path = out / "server-config.json"
         path.write_bytes(text)
         report.written.append((str(path), users + products, len(text)))
