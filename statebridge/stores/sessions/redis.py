@@ -72,6 +72,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from statebridge.batching import Coalescer
+from statebridge.db.redislane import RedisLane
 from statebridge.observability.metrics import METRICS
 from statebridge.stores.sessions.base import Client, Lifetime, NewId, Session
 from statebridge.stores.sessions.replicas import Replicas
@@ -195,6 +196,8 @@ class RedisSessionStore:
         self.redis = redis
         # a replica confirms each write (Sentinel, Cluster); None for one Redis
         self.replicas = Replicas(redis, wait_ms) if wait_ms > 0 else None
+        # the scripts' calls on one plain Redis go through a lean pipe of their own
+        self.lane = RedisLane.of(redis) if self.replicas is None else None
         self.sql = sql
         self.lifetime = lifetime
         self.refresh_ms = int(refresh / timedelta(milliseconds=1))
@@ -203,6 +206,7 @@ class RedisSessionStore:
         self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
         self._destroy = redis.register_script(DESTROY)
+        self._all = (self._touch, self._snapshot, self._destroy)
         # the snapshots written together (after writes) share one pipelined round trip
         self._snapshots: Coalescer[tuple[Session, datetime | None], None] = Coalescer(
             self._snapshot_many
@@ -290,6 +294,8 @@ class RedisSessionStore:
         `confirm` (writes, with replicas): the pipeline ends with a WAIT per master, and the
         keys (each call's first) no replica took are dropped (replicas.py)."""
         replicas = self.replicas if confirm else None
+        if self.lane is not None:
+            return await self._lane_scripts(calls)
         if len(calls) == 1 and replicas is None:  # Script loads itself again after NOSCRIPT
             script, keys, args = calls[0]
             return [await script(keys=keys, args=args)]
@@ -310,8 +316,25 @@ class RedisSessionStore:
             except NoScriptError:
                 if attempt == 2:
                     raise
-                for script in (self._touch, self._snapshot, self._destroy):
+                for script in self._all:
                     await self.redis.script_load(script.script)
+        raise AssertionError("unreachable")
+
+    async def _lane_scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """`_scripts` on the lean pipe (db/redislane.py): the same EVALSHA calls, the same
+        NOSCRIPT retry, the first error reply raised as redis-py's pipeline raises it."""
+        assert self.lane is not None
+        commands = [
+            ["EVALSHA", script.sha, len(keys), *keys, *args] for script, keys, args in calls
+        ]
+        for attempt in (1, 2):
+            replies = await self.lane.call(commands)
+            error = next((reply for reply in replies if isinstance(reply, Exception)), None)
+            if error is None:
+                return replies
+            if not isinstance(error, NoScriptError) or attempt == 2:
+                raise error
+            await self.lane.call([["SCRIPT", "LOAD", text] for text in (TOUCH, SNAPSHOT, DESTROY)])
         raise AssertionError("unreachable")
 
     def _snapshot_call(
@@ -653,5 +676,7 @@ class RedisSessionStore:
                 task.cancel()
         if self._refreshing:  # a moment for refreshes in flight, then they are dropped
             await asyncio.wait(list(self._refreshing.values()), timeout=2.0)
+        if self.lane is not None:
+            await self.lane.close()
         await self.redis.aclose()
         await self.sql.close()
