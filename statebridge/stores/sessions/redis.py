@@ -141,12 +141,16 @@ return 1
 """
 
 
+MILLISECOND = timedelta(milliseconds=1)
+
+
 def to_ms(moment: datetime) -> int:
-    return int((moment - EPOCH) / timedelta(milliseconds=1))
+    return int((moment - EPOCH) / MILLISECOND)
 
 
 def from_ms(value: bytes | str | int) -> datetime:
-    return EPOCH + timedelta(milliseconds=int(value))
+    seconds, millis = divmod(int(value), 1000)  # positional ints: a third cheaper than ms=
+    return EPOCH + timedelta(0, seconds, millis * 1000)
 
 
 def bucket_of(session_id: str) -> int:
