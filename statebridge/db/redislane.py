@@ -53,11 +53,8 @@ def pack(command: Command) -> bytes:
 
 def raised(reply: Any) -> Any:
     """A reply, or the exception redis-py would raise for it."""
-    if isinstance(reply, ResponseError):
-        text = str(reply)
-        if text.startswith("NOSCRIPT"):
-            return NoScriptError(text)
-        return reply
+    if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+        return NoScriptError(str(reply))
     return reply
 
 
@@ -97,7 +94,11 @@ class _Protocol(asyncio.Protocol):
         reader.feed(data)
         waiting = self.waiting
         while True:
-            reply = reader.gets()
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:  # not RESP: nothing after it can be trusted
+                self.fail(ConnectionError(f"Redis sent something that is not RESP: {exc}"))
+                return
             if reply is False:
                 return
             if not waiting:  # nothing asked for it: the stream is out of step
@@ -157,6 +158,8 @@ class RedisLane:
     async def call(self, commands: Sequence[Command]) -> list[Any]:
         """Send the commands at once; their replies, in order. An error reply comes back as
         its exception object (as redis-py's pipeline gives it with raise_on_error=False)."""
+        if not commands:
+            return []
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
@@ -175,14 +178,12 @@ class RedisLane:
         return [raised(reply) for reply in replies]
 
     async def _connect(self) -> _Protocol:
-        if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.ensure_future(self._open())
-        try:
-            protocol = await asyncio.shield(self._connecting)
-        finally:
-            if self._connecting.done() and self._connecting.exception() is not None:
-                self._connecting = None
-        return protocol
+        """The connection being opened, shared by the calls that arrive meanwhile; once an
+        attempt has ended (failed, or its connection since lost) the next call makes one."""
+        connecting = self._connecting
+        if connecting is None or connecting.done():
+            connecting = self._connecting = asyncio.ensure_future(self._open())
+        return await asyncio.shield(connecting)
 
     async def _open(self) -> _Protocol:
         address = self.address

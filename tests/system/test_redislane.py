@@ -190,4 +190,31 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     assert lane is not None
     with pytest.raises(ConnectionError, match="Error connecting to Redis"):
         await lane.call([["PING"]])
+    # calls that wait on the same attempt each get the connection error, and so do the next
+    failed = await asyncio.gather(
+        *(lane.call([["PING"]]) for _ in range(6)), return_exceptions=True
+    )
+    assert all(isinstance(error, ConnectionError) for error in failed), failed
+    with pytest.raises(ConnectionError):
+        await lane.call([["PING"]])
     await lane.close()
+
+
+async def test_a_peer_that_does_not_speak_resp_fails_the_call_not_the_loop() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    lane = RedisLane.of(connect_redis(f"redis://127.0.0.1:{port}/0"))
+    assert lane is not None
+    try:
+        assert await lane.call([]) == []
+        with pytest.raises(ConnectionError, match="not RESP"):
+            await lane.call([["PING"]])
+    finally:
+        await lane.close()
+        server.close()
+        await server.wait_closed()
