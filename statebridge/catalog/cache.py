@@ -45,6 +45,7 @@ from statebridge.catalog.replica import primary_of
 from statebridge.catalog.repository import Catalog, Record
 from statebridge.config import redis_address
 from statebridge.db.redisclient import connect_redis, subscriber_addresses
+from statebridge.db.redislane import pack
 from statebridge.observability.metrics import METRICS
 
 log = logging.getLogger("statebridge.catalog")
@@ -124,14 +125,6 @@ class FileCounter:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def resp_command(*parts: str) -> bytes:
-    out = [f"*{len(parts)}\r\n".encode()]
-    for part in parts:
-        data = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 @dataclass
@@ -242,12 +235,12 @@ class RedisChannel:
             await asyncio.wait_for(loop.sock_connect(sock, target.address), 2.0)
             if target.password:
                 auth = [target.username, target.password] if target.username else [target.password]
-                await loop.sock_sendall(sock, resp_command("AUTH", *auth))
+                await loop.sock_sendall(sock, pack(["AUTH", *auth]))
                 await self._expect(sock, b"+OK\r\n")
             name = f"{CLIENT_NAME}-{os.getpid()}"  # CLIENT LIST tells whose it is
-            await loop.sock_sendall(sock, resp_command("CLIENT", "SETNAME", name))
+            await loop.sock_sendall(sock, pack(["CLIENT", "SETNAME", name]))
             await self._expect(sock, b"+OK\r\n")
-            await loop.sock_sendall(sock, resp_command("SUBSCRIBE", self.channel))
+            await loop.sock_sendall(sock, pack(["SUBSCRIBE", self.channel]))
             channel = self.channel.encode()
             confirm = b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(channel), channel)
             await self._expect(sock, confirm)
