@@ -139,6 +139,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
+SCRIPTS = (TOUCH, SNAPSHOT, DESTROY)  # loaded again into a Redis that lost them
 
 
 MILLISECOND = timedelta(milliseconds=1)
@@ -204,13 +205,12 @@ class RedisSessionStore:
         self.lane = RedisLane.of(redis) if self.replicas is None else None
         self.sql = sql
         self.lifetime = lifetime
-        self.refresh_ms = int(refresh / timedelta(milliseconds=1))
+        self.refresh_ms = int(refresh / MILLISECOND)
         self._touch = redis.register_script(TOUCH)
         # the session reads that arrive together share one TOUCH call (one round trip)
         self._touches: Coalescer[str, Any] = Coalescer(self._touch_many)
         self._snapshot = redis.register_script(SNAPSHOT)
         self._destroy = redis.register_script(DESTROY)
-        self._all = (self._touch, self._snapshot, self._destroy)
         # the snapshots written together (after writes) share one pipelined round trip
         self._snapshots: Coalescer[tuple[Session, datetime | None], None] = Coalescer(
             self._snapshot_many
@@ -320,8 +320,8 @@ class RedisSessionStore:
             except NoScriptError:
                 if attempt == 2:
                     raise
-                for script in self._all:
-                    await self.redis.script_load(script.script)
+                for text in SCRIPTS:
+                    await self.redis.script_load(text)
         raise AssertionError("unreachable")
 
     async def _lane_scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
@@ -338,7 +338,7 @@ class RedisSessionStore:
                 return replies
             if not isinstance(error, NoScriptError) or attempt == 2:
                 raise error
-            await self.lane.call([["SCRIPT", "LOAD", text] for text in (TOUCH, SNAPSHOT, DESTROY)])
+            await self.lane.call([["SCRIPT", "LOAD", text] for text in SCRIPTS])
         raise AssertionError("unreachable")
 
     def _snapshot_call(
@@ -423,7 +423,7 @@ class RedisSessionStore:
         """TOUCH the sessions in one call: each one's fields, or None when it is gone.
         (redis-py's Script loads TOUCH again into a Redis that lost its scripts.)"""
         now = to_ms(utcnow())
-        idle = int(self.lifetime.idle / timedelta(milliseconds=1))
+        idle = int(self.lifetime.idle / MILLISECOND)
         buckets: dict[int, list[int]] = {}  # bucket -> positions in session_ids
         for position, session_id in enumerate(session_ids):
             buckets.setdefault(bucket_of(session_id), []).append(position)
@@ -595,7 +595,7 @@ class RedisSessionStore:
         """Replace each session's hash by a tombstone (late snapshots are refused) and take
         it out of its bucket's live index: one script call per session, its keys in one
         slot, the calls of a chunk in one round trip."""
-        idle = int(self.lifetime.idle / timedelta(milliseconds=1))
+        idle = int(self.lifetime.idle / MILLISECOND)
         for start in range(0, len(session_ids), chunk):
             part = session_ids[start : start + chunk]
             calls: list[tuple[Any, list[str], list[Any]]] = [
