@@ -45,7 +45,7 @@ from statebridge.catalog.replica import primary_of
 from statebridge.catalog.repository import Catalog, Record
 from statebridge.config import redis_address
 from statebridge.db.redisclient import connect_redis, subscriber_addresses
-from statebridge.db.redislane import pack
+from statebridge.db.redislane import RedisLane, pack
 from statebridge.observability.metrics import METRICS
 
 log = logging.getLogger("statebridge.catalog")
@@ -175,7 +175,8 @@ class RedisChannel:
     """Pub/sub over a plain socket that the event loop never watches.
 
     After SUBSCRIBE nothing but published messages arrive on it, so any byte read means
-    "changed": no parsing on the hot path, just a non-blocking `recv`.
+    "changed": no parsing on the hot path, just a non-blocking `recv`. Only a writer waiting
+    for its own announcement to come back has the loop watch the socket, until it does.
 
     That `recv` is made at most once per turn of the event loop: a stamp read in this turn
     is kept until a callback queued behind it (`call_soon`) runs. Still nothing is missed.
@@ -201,6 +202,9 @@ class RedisChannel:
         self._connecting: asyncio.Task[None] | None = None
         self._fresh = False  # the socket was read in this turn of the loop
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lane: RedisLane | None = None  # PUBLISH on the lean pipe, where there is one
+        self._echoes: list[asyncio.Future[None]] = []  # writers waiting to hear a message
+        self._watched: socket.socket | None = None  # the socket the loop watches for them
 
     async def start(self) -> None:
         if self.target is None:
@@ -208,6 +212,7 @@ class RedisChannel:
             return
         if self._publisher is None:
             self._publisher = connect_redis(self.url, max_connections=4)
+        self._lane = RedisLane.of(self._publisher)
         await self._connect()
 
     async def _connect(self) -> None:
@@ -270,6 +275,7 @@ class RedisChannel:
 
     def _lost(self) -> None:
         self._fresh = False
+        self._heard()  # nothing more will come on this socket: waiting writers go on
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -305,39 +311,90 @@ class RedisChannel:
                 self._lost()
                 return None
             self.count += 1
+            if self._echoes:
+                self._heard()
 
     def _forget(self) -> None:
         self._fresh = False
 
+    def _heard(self) -> None:
+        """Something arrived (or the socket is gone): every writer waiting goes on, and the
+        loop stops watching the socket."""
+        self._unwatch()
+        echoes, self._echoes = self._echoes, []
+        for echo in echoes:
+            settle(echo)
+
+    def _readable(self) -> None:
+        self._fresh = False
+        self.stamp()  # reads what came: counts it and wakes the writers
+
+    def _unwatch(self) -> None:
+        watched, self._watched = self._watched, None
+        if watched is not None and self._loop is not None:
+            self._loop.remove_reader(watched)
+
+    async def _publish(self) -> None:
+        assert self._publisher is not None
+        if self._lane is None:
+            await self._publisher.publish(self.channel, b"1")
+            return
+        reply = (await self._lane.call([["PUBLISH", self.channel, "1"]]))[0]
+        if isinstance(reply, Exception):
+            raise reply
+
     async def announce(self) -> None:
         """Publish, then wait (briefly) until our own subscription hears it: Redis writes a
-        message to every subscriber in the same pass, so by then all of them have it."""
+        message to every subscriber in the same pass, so by then all of them have it. The
+        wait is the loop watching the socket, woken by the first byte (no polling)."""
         if self._publisher is None:
             return
+        self._fresh = False
+        self.stamp()  # what came before this change is not its echo
         before = self.count
         for attempt in (1, 2):
             try:
-                await self._publisher.publish(self.channel, b"1")
+                await self._publish()
                 break
             except Exception as exc:  # redis-py raises several families
                 if attempt == 2:
                     log.warning("could not announce a catalog change: %s", exc)
                     return
-        deadline = time.monotonic() + ECHO_WAIT
-        while self.sock is not None and time.monotonic() < deadline:
-            self._fresh = False  # read the socket now, whatever this turn saw
-            if self.stamp() != before:
-                return
-            await asyncio.sleep(0.0002)
+        self._fresh = False
+        if self.stamp() != before or self.sock is None or self._loop is None:
+            return
+        echo: asyncio.Future[None] = self._loop.create_future()
+        self._echoes.append(echo)
+        if self._watched is None:
+            self._watched = self.sock
+            self._loop.add_reader(self.sock, self._readable)
+        # not heard in time (a stalled Redis): go on; other instances' copies expire anyway
+        late = self._loop.call_later(ECHO_WAIT, settle, echo)
+        try:
+            await echo
+        finally:
+            late.cancel()
+            if echo in self._echoes:
+                self._echoes.remove(echo)
+            if not self._echoes:
+                self._unwatch()
 
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
+        self._heard()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self._lane is not None:
+            await self._lane.close()
         if self._own_publisher and self._publisher is not None:
             await self._publisher.aclose()
+
+
+def settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class PgNotify:
