@@ -1,12 +1,14 @@
 """The catalog on PostgreSQL, on the asyncpg pool the session and cart stores share: each
-read and each preferences change is one prepared statement, as the cart's writes are,
-instead of a transaction through SQLAlchemy's engine (its checkout, BEGIN and COMMIT)."""
+read and each batch of preferences changes is one prepared statement, as the cart's writes
+are, instead of a transaction through SQLAlchemy's engine (its checkout, BEGIN and
+COMMIT)."""
 
 from __future__ import annotations
 
 from collections import namedtuple
 from typing import Any, Protocol
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,10 +30,16 @@ ALL_USERS = f"SELECT {USER_COLUMNS} FROM users ORDER BY id"
 USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
 ALL_PRODUCTS = f"SELECT {PRODUCT_COLUMNS} FROM products ORDER BY id"
 PRODUCT_BY_ID = f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
-SET_PREFERENCES = (
-    f"UPDATE users SET preferences = $2::jsonb, updated_at = $3 WHERE id = $1 "
-    f"RETURNING {USER_COLUMNS}"
-)
+# $1 user ids (each once), $2 their preferences, $3 the time: one statement for the whole
+# batch, atomic alone (no BEGIN/COMMIT round trips). A plain WHERE (no join), so that a row
+# another instance changed meanwhile is re-read and still written (a join is not re-checked
+# that way); two batches that wait on each other in a cycle are tried again, as sessions are.
+SET_PREFERENCES_MANY = f"""
+UPDATE users SET preferences = ($2::jsonb[])[array_position($1::text[], id)], updated_at = $3
+WHERE id = ANY($1::text[])
+RETURNING {USER_COLUMNS}
+"""
+DEADLOCK_RETRIES = 3
 
 UserRow = namedtuple("UserRow", ["id", "name", "email", "preferences", "created_at", "updated_at"])
 ProductRow = namedtuple("ProductRow", ["id", "name", "price", "category"])
@@ -41,8 +49,6 @@ class Statements(Protocol):
     """What this needs of the stores' pool (statebridge/stores/pgpool.py)."""
 
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
-
-    async def fetch_each(self, query: str, rows: list[tuple[Any, ...]]) -> list[list[Any]]: ...
 
 
 def user_of(row: Any) -> Record:
@@ -77,13 +83,15 @@ class PostgresCatalog(SqlCatalog):
         return product_of(rows[0]) if rows else None
 
     async def set_preferences_many(self, changes: Changes) -> list[Record | None]:
-        """As `SqlCatalog.set_preferences_many`, one statement per user on the pool."""
-        now = utcnow()
-        rows = [
-            (user_id, json_dumps(preferences), now)
-            for user_id, preferences in last_changes(changes)
-        ]
-        answers = await self.pool.fetch_each(SET_PREFERENCES, rows)
-        written = {row[0]: user_of(found[0]) for row, found in zip(rows, answers, strict=True)
-                   if found}  # fmt: skip
-        return answered(changes, written)
+        """As `SqlCatalog.set_preferences_many`, in one statement on the pool."""
+        last = last_changes(changes)
+        ids = [user_id for user_id, _ in last]
+        values = [json_dumps(preferences) for _, preferences in last]
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                rows = await self.pool.fetch(SET_PREFERENCES_MANY, ids, values, utcnow())
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        return answered(changes, {row[0]: user_of(row) for row in rows})

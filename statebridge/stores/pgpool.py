@@ -85,19 +85,6 @@ class PgPool:
         )
         return rows
 
-    async def fetch_each(self, query: str, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-        """`query` once per row of arguments, in order, in one transaction: each one's rows.
-        One row is one statement, atomic alone: no BEGIN and COMMIT round trips around it."""
-        if len(rows) == 1:
-            return [await self.fetch(query, *rows[0])]
-
-        async def each(connection: Any) -> list[list[Any]]:
-            async with connection.transaction():
-                return [await connection.fetch(query, *args) for args in rows]
-
-        answers: list[list[Any]] = await self._on_connection(each)
-        return answers
-
     async def _on_connection(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
         try:
             pool = self._pool or await self._open()
