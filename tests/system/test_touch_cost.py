@@ -95,7 +95,10 @@ def test_a_redis_read_writes_the_same_few_bytes_whatever_the_data(tmp_path: Path
     print("\ntouch cost, redis backend:", json.dumps(figures, indent=2))
     small, large = figures["small"], figures["large"]
     assert large["aof_bytes_per_read"] < 400, figures  # the 32 KB of data are not rewritten
-    assert abs(large["aof_bytes_per_read"] - small["aof_bytes_per_read"]) < 8, figures
+    # the data's size changes nothing: the two walks differ only in how many reads landed in
+    # the same millisecond as the one before (their ZADD leaves the score as it was, so Redis
+    # does not append it: up to one ZADD, about 100 bytes, a read), never by the 32 KB
+    assert abs(large["aof_bytes_per_read"] - small["aof_bytes_per_read"]) < 128, figures
     assert large["calls_per_read.evalsha"] == 1.0, figures  # one Lua call per read
     assert large.get("calls_per_read.hset", 0) == 1.0, figures  # two small fields, once
     assert large["postgres_wal_bytes_per_read"] < 100, figures  # the lazy refresh
