@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +38,6 @@ UPDATE users SET preferences = ($2::jsonb[])[array_position($1::text[], id)], up
 WHERE id = ANY($1::text[])
 RETURNING {USER_COLUMNS}
 """
-DEADLOCK_RETRIES = 3
 
 UserRow = namedtuple("UserRow", ["id", "name", "email", "preferences", "created_at", "updated_at"])
 ProductRow = namedtuple("ProductRow", ["id", "name", "price", "category"])
@@ -49,6 +47,8 @@ class Statements(Protocol):
     """What this needs of the stores' pool (statebridge/stores/pgpool.py)."""
 
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def fetch_retrying(self, query: str, *args: Any) -> list[Any]: ...
 
 
 def user_of(row: Any) -> Record:
@@ -87,11 +87,5 @@ class PostgresCatalog(SqlCatalog):
         last = last_changes(changes)
         ids = [user_id for user_id, _ in last]
         values = [json_dumps(preferences) for _, preferences in last]
-        for attempt in range(DEADLOCK_RETRIES):
-            try:
-                rows = await self.pool.fetch(SET_PREFERENCES_MANY, ids, values, utcnow())
-                break
-            except asyncpg.DeadlockDetectedError:
-                if attempt == DEADLOCK_RETRIES - 1:
-                    raise
+        rows = await self.pool.fetch_retrying(SET_PREFERENCES_MANY, ids, values, utcnow())
         return answered(changes, {row[0]: user_of(row) for row in rows})

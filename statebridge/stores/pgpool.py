@@ -23,6 +23,7 @@ from statebridge.observability.metrics import METRICS
 from statebridge.stores.unavailable import StoreUnavailable
 
 POOL_SIZE = 10
+DEADLOCK_RETRIES = 3  # a statement that waited on another in a cycle runs again, this often
 
 # The database cannot be reached, or dropped the connection, or refuses new work for now
 # (shutting down, starting up, too many connections, out of resources): a 503, not a 500.
@@ -84,6 +85,17 @@ class PgPool:
             lambda connection: connection.fetch(query, *args)
         )
         return rows
+
+    async def fetch_retrying(self, query: str, *args: Any) -> list[Any]:
+        """`fetch`, run again when PostgreSQL broke a deadlock by failing this statement:
+        for statements that are safe to repeat (each alone is a whole transaction)."""
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                return await self.fetch(query, *args)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _on_connection(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
         try:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +67,31 @@ async def heard(channel: RedisChannel, before: object) -> bool:
     return False
 
 
+async def assert_heard(
+    writer: RedisChannel, reader: RedisChannel, announcing: Callable[[], Awaitable[object]]
+) -> None:
+    """`announcing` (one announcement, or several at once): once it returns the writer has
+    heard its echo and the loop watches nothing; the reader gets the change too."""
+    before, mine = await stamp_now(reader), await stamp_now(writer)
+    await announcing()
+    assert writer.stamp() != mine  # no await in between: heard already
+    assert_unwatched(writer)
+    assert await heard(reader, before)
+
+
+async def deafen(writer: RedisChannel) -> None:
+    """Unsubscribe the writer's socket behind its back: it no longer hears the channel.
+    (The UNSUBSCRIBE reply is read here, counted as one more change.)"""
+    assert writer.sock is not None
+    writer.sock.sendall(b"*2\r\n$11\r\nUNSUBSCRIBE\r\n$%d\r\n%s\r\n" % (
+        len(writer.channel), writer.channel.encode()))  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + 5
+    counted = writer.count
+    while writer.count == counted:
+        assert asyncio.get_running_loop().time() < deadline
+        await stamp_now(writer)
+
+
 async def test_a_writer_returns_once_its_own_subscription_heard_the_change(
     node: Node,
 ) -> None:
@@ -75,11 +100,7 @@ async def test_a_writer_returns_once_its_own_subscription_heard_the_change(
     async with subscribed(node) as (writer, reader):
         assert writer._lane is not None  # one plain Redis: PUBLISH goes on the lean pipe
         for _ in range(50):
-            before_reader, before_writer = await stamp_now(reader), await stamp_now(writer)
-            await writer.announce()
-            assert writer.stamp() != before_writer  # no await in between: heard already
-            assert_unwatched(writer)
-            assert await heard(reader, before_reader)
+            await assert_heard(writer, reader, writer.announce)
 
 
 async def test_announce_through_redis_py_when_there_is_no_lane(
@@ -89,27 +110,18 @@ async def test_announce_through_redis_py_when_there_is_no_lane(
     async with subscribed(node) as (writer, reader):
         await writer._lane.close()  # type: ignore[union-attr]
         writer._lane = None
-        before, mine = await stamp_now(reader), await stamp_now(writer)
-        await writer.announce()
-        assert writer.stamp() != mine
-        assert_unwatched(writer)
-        assert await heard(reader, before)
+        await assert_heard(writer, reader, writer.announce)
 
 
 async def test_concurrent_announcements_each_return_heard(
     node: Node,
 ) -> None:
     async with subscribed(node) as (writer, reader):
-        before, mine = await stamp_now(reader), await stamp_now(writer)
-        await asyncio.gather(*(writer.announce() for _ in range(20)))
-        assert writer.stamp() != mine
-        assert_unwatched(writer)
-        assert await heard(reader, before)
+        await assert_heard(
+            writer, reader, lambda: asyncio.gather(*(writer.announce() for _ in range(20)))
+        )
         # the subscriptions still work afterwards
-        before, mine = await stamp_now(reader), await stamp_now(writer)
-        await writer.announce()
-        assert writer.stamp() != mine
-        assert await heard(reader, before)
+        await assert_heard(writer, reader, writer.announce)
 
 
 async def test_a_writer_whose_echo_never_comes_is_let_go(
@@ -119,14 +131,7 @@ async def test_a_writer_whose_echo_never_comes_is_let_go(
     back): the announcement still reaches the others, and the writer goes on after the
     wait instead of hanging."""
     async with subscribed(node) as (writer, reader):
-        assert writer.sock is not None
-        writer.sock.sendall(b"*2\r\n$11\r\nUNSUBSCRIBE\r\n$%d\r\n%s\r\n" % (
-            len(writer.channel), writer.channel.encode()))  # fmt: skip
-        deadline = asyncio.get_running_loop().time() + 5
-        counted = writer.count
-        while writer.count == counted:  # the UNSUBSCRIBE reply, read as one more "change"
-            assert asyncio.get_running_loop().time() < deadline
-            await stamp_now(writer)
+        await deafen(writer)
         before_reader, before_writer = await stamp_now(reader), await stamp_now(writer)
         await writer.announce()
         assert writer.stamp() == before_writer  # never heard its own message
@@ -140,12 +145,7 @@ async def test_a_subscription_dropped_while_a_writer_waits_releases_it(
     """Only the dropped connection can wake the writer here (the wait is made long)."""
     monkeypatch.setattr(cache, "ECHO_WAIT", 60.0)
     async with subscribed(node) as (writer, _reader):
-        assert writer.sock is not None
-        writer.sock.sendall(b"*2\r\n$11\r\nUNSUBSCRIBE\r\n$%d\r\n%s\r\n" % (
-            len(writer.channel), writer.channel.encode()))  # fmt: skip
-        counted = writer.count
-        while writer.count == counted:
-            await stamp_now(writer)
+        await deafen(writer)
         admin = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=2)
 
         async def drop_soon() -> None:

@@ -72,7 +72,6 @@ WHERE s.id = ANY($1::text[]) AND s.expires_at > $3
   AND (s.max_expires_at IS NULL OR s.max_expires_at > $2)
 RETURNING s.id
 """
-DEADLOCK_RETRIES = 3
 
 Write = tuple[str, dict[str, Any], str | None]  # session id, patch, key to count up
 
@@ -113,15 +112,6 @@ class PostgresSessionStore(SqlSessionStore):
         now = utcnow()
         return now, now + self.lifetime.idle, now if strict else now - self.grace
 
-    async def _fetch(self, query: str, *args: Any) -> list[Any]:
-        for attempt in range(DEADLOCK_RETRIES):
-            try:
-                return await self.pool.fetch(query, *args)
-            except asyncpg.DeadlockDetectedError:
-                if attempt == DEADLOCK_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
     # -- create ---------------------------------------------------------------------------
 
     async def create(
@@ -151,7 +141,7 @@ class PostgresSessionStore(SqlSessionStore):
             [session.sealed for session in batch],
         ]
         try:
-            await self._fetch(CREATE_MANY, *columns)
+            await self.pool.fetch_retrying(CREATE_MANY, *columns)
         except asyncpg.ForeignKeyViolationError:
             if len(batch) == 1:
                 raise
@@ -175,7 +165,7 @@ class PostgresSessionStore(SqlSessionStore):
 
     async def _touch_many(self, ids: list[str], strict: bool = False) -> list[Session | None]:
         now, slid, live_after = self._moments(strict)
-        rows = await self._fetch(TOUCH_MANY, sorted(set(ids)), now, slid, live_after)
+        rows = await self.pool.fetch_retrying(TOUCH_MANY, sorted(set(ids)), now, slid, live_after)
         found = {row[0]: session_of(row) for row in rows}
         return [found.get(session_id) for session_id in ids]
 
@@ -202,7 +192,7 @@ class PostgresSessionStore(SqlSessionStore):
         for indexes in rounds([write[0] for write in batch]):
             indexes.sort(key=lambda index: batch[index][0])
             now, slid, live_after = self._moments(strict=False)
-            rows = await self._fetch(
+            rows = await self.pool.fetch_retrying(
                 WRITE_MANY,
                 [batch[index][0] for index in indexes],
                 now,
@@ -223,7 +213,7 @@ class PostgresSessionStore(SqlSessionStore):
 
     async def _destroy_many(self, ids: list[str]) -> list[bool]:
         now, _slid, live_after = self._moments(strict=False)
-        rows = await self._fetch(DESTROY_MANY, sorted(set(ids)), now, live_after)
+        rows = await self.pool.fetch_retrying(DESTROY_MANY, sorted(set(ids)), now, live_after)
         gone = {row[0] for row in rows}
         # two deletes of one session in a batch: the first caller is told it ended it
         answered: set[str] = set()
